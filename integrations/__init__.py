@@ -1,0 +1,1 @@
+"""Integrations of lcpfn with other tools (installed as ``lcpfn.integrations``)."""

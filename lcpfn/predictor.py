@@ -1,0 +1,195 @@
+"""The forecasting API: ``LCPFN.from_pretrained(...).predict(curves, max_epochs=...)``."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from lcpfn.bar_distribution import BarDistribution
+from lcpfn.checkpoint import load_model
+from lcpfn.errors import InputError, UnknownModelError
+from lcpfn.forecast import Forecast, ValueTransform
+from lcpfn.model import PFN
+from lcpfn.validation import check_bounds, check_curves, check_direction, unit_transform
+
+log = logging.getLogger(__name__)
+
+# Shipped model names -> directory under lcpfn.models. "default" is what from_pretrained() loads.
+_ALIASES = {"default": "reference"}
+
+
+def shipped_models() -> list[str]:
+    """Names accepted by :meth:`LCPFN.from_pretrained` besides directories."""
+    root = importlib.resources.files("lcpfn.models")
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file())
+    return sorted(set(names) | {a for a, target in _ALIASES.items() if target in names})
+
+
+def _resolve(name_or_path: str | Path) -> tuple[str, Path]:
+    name = str(name_or_path)
+    target = _ALIASES.get(name, name)
+    root = importlib.resources.files("lcpfn.models")
+    if "/" not in target and "\\" not in target and (root / target / "config.json").is_file():
+        with importlib.resources.as_file(root / target) as path:
+            return name, Path(path)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path.name, path
+    raise UnknownModelError(
+        f"{name!r} is neither a shipped model ({', '.join(shipped_models()) or 'none installed'}) "
+        "nor an existing checkpoint directory"
+    )
+
+
+class BarForecast(Forecast):
+    """A forecast whose model-space marginals are bar distributions (one per future epoch)."""
+
+    def __init__(self, *, logits: torch.Tensor, bar: BarDistribution, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.logits = logits  # (n, H, K), float32 on CPU
+        self.bar = bar
+
+    def _z_quantile(self, p: float) -> np.ndarray:
+        return self.bar.icdf(self.logits, p).numpy()
+
+    def _expand(self, z: np.ndarray, h: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        zt = torch.from_numpy(np.ascontiguousarray(z))
+        if h is None:
+            return self.logits, zt
+        lg = self.logits[:, h : h + 1, :]  # (n, 1, K)
+        return lg.expand(-1, zt.shape[1], -1), zt
+
+    def _z_cdf(self, z: np.ndarray, h: int | None) -> np.ndarray:
+        lg, zt = self._expand(z, h)
+        return self.bar.cdf(lg, zt).numpy()
+
+    def _z_log_prob(self, z: np.ndarray, h: int | None) -> np.ndarray:
+        lg, zt = self._expand(z, h)
+        return self.bar.log_prob(lg, zt.double()).double().numpy()
+
+    def _z_mean(self) -> np.ndarray:
+        return self.bar.mean(self.logits).numpy()
+
+
+class LCPFN:
+    """A trained LC-PFN: forecasts the rest of learning curves from their first epochs.
+
+    Build one with :meth:`from_pretrained`. ``predict`` runs many curves in one vectorised
+    forward pass and returns a :class:`~lcpfn.forecast.Forecast`.
+    """
+
+    def __init__(self, model: PFN, bar: BarDistribution, config: dict[str, Any], *, name: str = "model",
+                 device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.bar = bar.to(self.device)
+        self._bar_cpu = BarDistribution(bar.borders.detach().cpu())
+        self.config = config
+        self.name = name
+        self.normalization = config.get("normalization", "unit")
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> "LCPFN":
+        """Load a shipped model by name (``"default"``, ``"reference"``) or a checkpoint directory.
+
+        Offline: shipped weights are package data. Raises :class:`~lcpfn.errors.UnknownModelError`
+        for an unknown name and :class:`~lcpfn.errors.CheckpointError` for a broken directory.
+        """
+        name, path = _resolve(name_or_path)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise InputError(f"device must be like 'cpu' or 'cuda', but got {device!r}") from None
+        model, bar, config = load_model(path, device=dev)
+        return cls(model, bar, config, name=name, device=dev)
+
+    @property
+    def native_length(self) -> int:
+        """The curve length (epochs) the model was trained on."""
+        return int(self.model.config.seq_len)
+
+    def __repr__(self) -> str:
+        c = self.model.config
+        return f"LCPFN(name={self.name!r}, native_length={c.seq_len}, layers={c.n_layers}, d_model={c.d_model})"
+
+    @torch.no_grad()
+    def predict(
+        self,
+        curves,
+        *,
+        max_epochs: int,
+        direction: Literal["maximize", "minimize"] = "maximize",
+        bounds: tuple[float, float] | None = None,
+        batch_size: int = 512,
+    ) -> Forecast:
+        """Forecast epochs ``T+1 .. max_epochs`` of curves observed for epochs ``1 .. T``.
+
+        Args:
+            curves: ``(T,)`` one curve or ``(n, T)`` curves, all observed at epochs ``1..T``.
+            max_epochs: the last epoch to forecast (the run's total length).
+            direction: ``"minimize"`` for losses/errors; the model sees ``1 - y`` (or the flipped
+                bounds), quantiles and densities come back in the caller's units.
+            bounds: ``(low, high)`` the metric's known range, mapped onto the model's ``[0, 1]``.
+                Without bounds, values are used as they are and must lie in about ``[0, 1]``.
+            batch_size: curves per forward pass (memory, not results).
+
+        Horizons longer than the model's native length ``L`` are handled by subsampling: epoch
+        ``t`` is shown to the model as ``t * L / max_epochs`` and about ``L * T / max_epochs``
+        evenly spaced observed epochs are used as context (never more than ``L - 1``), so the
+        run is read as an ``L``-epoch curve at a coarser resolution. Every epoch up to
+        ``max_epochs`` is forecast; nothing is truncated.
+        """
+        y, squeeze = check_curves(curves, max_epochs=max_epochs)
+        direction = check_direction(direction)
+        bounds = check_bounds(bounds)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, but got {batch_size!r}")
+        transform = self._transform(y, direction=direction, bounds=bounds)
+        z = transform.to_model(y)
+        n, t_obs = z.shape
+        L = self.native_length
+        scale = min(1.0, L / max_epochs)  # model epochs per real epoch
+        ctx_idx = _context_indices(t_obs, scale, L)
+        ctx_t = torch.as_tensor((ctx_idx + 1) * scale, dtype=torch.float32)
+        qry_t = torch.arange(t_obs + 1, max_epochs + 1, dtype=torch.float32) * scale
+        ctx_y = torch.as_tensor(z[:, ctx_idx], dtype=torch.float32)
+        chunks = []
+        for start in range(0, n, batch_size):
+            yb = ctx_y[start : start + batch_size].to(self.device)
+            b = yb.shape[0]
+            logits = self.model(ctx_t.to(self.device).expand(b, -1), yb, qry_t.to(self.device).expand(b, -1))
+            chunks.append(logits.float().cpu())
+        logits = torch.cat(chunks)  # (n, H, K)
+        return BarForecast(
+            logits=logits,
+            bar=self._bar_cpu,
+            epochs=np.arange(t_obs + 1, max_epochs + 1),
+            observed=y,
+            transform=transform,
+            direction=direction,
+            squeeze=squeeze,
+        )
+
+    def _transform(self, y: np.ndarray, *, direction: str, bounds: tuple[float, float] | None) -> ValueTransform:
+        if self.normalization == "unit":
+            return unit_transform(y, direction=direction, bounds=bounds)
+        raise InputError(f"this lcpfn does not know the model's normalization {self.normalization!r}; upgrade lcpfn")
+
+
+def _context_indices(t_obs: int, scale: float, native_length: int) -> np.ndarray:
+    """Indices (0-based) of the observed epochs used as context.
+
+    At native resolution (``scale == 1``) all of them. Otherwise the observed epoch nearest to
+    each model epoch ``1, 2, ...`` that the prefix covers, so context points keep the unit
+    spacing the model was trained on.
+    """
+    if scale >= 1.0:
+        return np.arange(t_obs)
+    n_ctx = max(1, min(native_length - 1, int(np.floor(t_obs * scale))))
+    idx = np.rint(np.arange(1, n_ctx + 1) / scale).astype(np.int64) - 1
+    return np.unique(np.clip(idx, 0, t_obs - 1))

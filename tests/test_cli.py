@@ -1,0 +1,85 @@
+import subprocess
+import sys
+
+import pytest
+
+from lcpfn.cli import main
+from lcpfn.io import parse_curves_csv
+from lcpfn.errors import InputError
+
+
+def _write(tmp_path, text, name="c.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test__predict__prints_a_quantile_table(tmp_path, tiny_model_dir, capsys):
+    f = _write(tmp_path, "epoch,acc\n" + "".join(f"{i},{0.3 + 0.01 * i}\n" for i in range(1, 21)))
+    rc = main(["predict", str(f), "--max-epochs", "50", "--model", str(tiny_model_dir), "--target", "0.6"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "acc: 20 observed epochs" in out and "q0.5" in out
+    assert out.count("\n50 ") == 1 and "P(value at epoch 50 above 0.6)" in out
+
+
+def test__predict__plot_writes_a_png(tmp_path, tiny_model_dir):
+    f = _write(tmp_path, "\n".join(str(0.3 + 0.01 * i) for i in range(10)))
+    png = tmp_path / "fan.png"
+    assert main(["predict", str(f), "--max-epochs", "30", "--model", str(tiny_model_dir), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "empty"),
+        ("acc\n", "only a header"),
+        ("0.1\n0.2,0.3\n", "row 2 has 2 cells"),
+        ("0.1\nabc\n0.3\n", "row 2, column 1 is not a number: 'abc'"),
+        ("0.1\nnan\n", "row 2, column 1 is nan"),
+    ],
+)
+def test__predict__malformed_files_exit_2_with_a_message(tmp_path, tiny_model_dir, capsys, text, match):
+    f = _write(tmp_path, text)
+    assert main(["predict", str(f), "--max-epochs", "50", "--model", str(tiny_model_dir)]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test__predict__missing_file_and_unknown_model(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nope.csv"), "--max-epochs", "50"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    f = _write(tmp_path, "0.1\n0.2\n")
+    assert main(["predict", str(f), "--max-epochs", "50", "--model", "nope"]) == 2
+    assert "neither a shipped model" in capsys.readouterr().err
+
+
+def test__parse_curves_csv__accepts_three_layouts():
+    one, names = parse_curves_csv(" 0.1 \n0.2\n0.3\n")
+    assert one.shape == (1, 3) and names == ["curve 1"]
+    two, names = parse_curves_csv("epoch, loss\n1, 2.0\n2, 1.5\n3, 1.2\n")
+    assert two.tolist() == [[2.0, 1.5, 1.2]] and names == ["loss"]
+    wide, names = parse_curves_csv("a,b,c\n0.1,0.2,0.3\n0.2,0.3,0.4\n")
+    assert wide.shape == (3, 2) and names == ["a", "b", "c"]
+
+
+def test__parse_curves_csv__two_value_columns_are_two_curves():
+    wide, _ = parse_curves_csv("0.5,0.1\n0.6,0.2\n")  # first column is not 1, 2, ...
+    assert wide.shape == (2, 2)
+    with pytest.raises(InputError):
+        parse_curves_csv("x,y\n")
+
+
+def test__train__cli_trains_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--out-dir", str(out), "--steps", "4", "--batch-size", "8", "--num-bins", "20",
+            "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32", "--border-curves", "500",
+            "--no-progress"]
+    assert main(args) == 0
+    assert main(args) == 2  # refuses to overwrite
+    assert main(args + ["--resume"]) == 0  # finished run: resume is a no-op that succeeds
+
+
+def test__console_script__help_runs():
+    proc = subprocess.run([sys.executable, "-m", "lcpfn.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "predict" in proc.stdout and "train" in proc.stdout

@@ -1,0 +1,124 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lcpfn import checkpoint as ckpt
+from lcpfn.bar_distribution import BarDistribution, borders_from_samples
+from lcpfn.errors import InputError
+from lcpfn.model import PFN, ModelConfig
+from lcpfn.priors import ReferencePrior
+from lcpfn.train import TrainConfig, train
+
+from conftest import tiny_config
+
+
+def _weights(out_dir):
+    return ckpt.read_tensors(out_dir / ckpt.WEIGHTS_FILE)
+
+
+def test__model__overfits_one_batch():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    batch = ReferencePrior().sample(8, generator=g)
+    bar = BarDistribution(borders_from_samples(ReferencePrior().sample(500, generator=g).values, 50))
+    model = PFN(ModelConfig(num_bins=50, d_model=32, n_layers=2, n_heads=2, d_ff=64))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, y = batch.epochs, batch.values
+
+    def loss_fn():
+        return bar(model(x[:, :30], y[:, :30], x[:, 30:]), y[:, 30:]).mean()
+
+    first = loss_fn().item()
+    for _ in range(150):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+    # 50 equally likely bins: a blind model scores about log(50 * mean bin width density) ~ 0;
+    # memorising one batch must push the NLL far below where it started.
+    assert loss.item() < first - 1.5
+
+
+def test__model__queries_never_see_other_queries():
+    torch.manual_seed(0)
+    model = PFN(ModelConfig(num_bins=10, d_model=16, n_layers=2, n_heads=2, d_ff=32)).eval()
+    ctx_t = torch.arange(1.0, 6.0)[None]
+    ctx_y = torch.rand(1, 5)
+    q1 = model(ctx_t, ctx_y, torch.tensor([[7.0, 9.0]]))
+    q2 = model(ctx_t, ctx_y, torch.tensor([[7.0, 50.0, 60.0]]))
+    assert torch.allclose(q1[0, 0], q2[0, 0], atol=1e-6)
+
+
+def test__train__writes_a_loadable_checkpoint(tmp_path):
+    result = train(tiny_config(tmp_path, steps=6), progress=False)
+    assert result.finished and result.step == 6 and result.curves_seen == 6 * 16
+    model, bar, config = ckpt.load_model(tmp_path)
+    assert config["step"] == 6 and config["prior"]["name"] == "reference"
+    assert bar.num_bins == 50 and model.config.d_model == 32
+
+
+def test__train__resume_continues_exactly(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny_config(straight, steps=10), progress=False)
+    first = train(tiny_config(split, steps=10), stop_at_step=4, progress=False)
+    assert not first.finished and first.step == 4
+    second = train(tiny_config(split, steps=10), resume=True, progress=False)
+    assert second.finished and second.step == 10
+    a, b = _weights(straight), _weights(split)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test__train__refuses_to_overwrite_without_resume(tmp_path):
+    train(tiny_config(tmp_path, steps=2), progress=False)
+    with pytest.raises(InputError, match="resume"):
+        train(tiny_config(tmp_path, steps=2), progress=False)
+
+
+def test__train__resume_with_changed_settings_names_them(tmp_path):
+    train(tiny_config(tmp_path, steps=4), stop_at_step=2, progress=False)
+    with pytest.raises(InputError, match="lr=0.5"):
+        train(tiny_config(tmp_path, steps=4, lr=0.5), resume=True, progress=False)
+
+
+def test__train__bad_config_is_rejected():
+    with pytest.raises(InputError, match="steps"):
+        TrainConfig(out_dir="x", steps=0)
+    with pytest.raises(InputError, match="divisible"):
+        TrainConfig(out_dir="x", d_model=30, n_heads=4)
+    with pytest.raises(InputError, match="precision"):
+        TrainConfig(out_dir="x", precision="fp8")
+
+
+def test__lr_schedule__warms_up_then_decays_to_min_lr():
+    c = TrainConfig(out_dir="x", steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
+    assert c.lr_at(0) == pytest.approx(1e-4)
+    assert c.lr_at(9) == pytest.approx(1e-3)
+    assert c.lr_at(99) == pytest.approx(1e-5, rel=1e-2)
+    assert all(c.lr_at(s) >= c.lr_at(s + 1) for s in range(10, 99))
+
+
+@pytest.mark.slow
+def test__train__ddp_with_two_gloo_processes(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        "-m", "lcpfn.cli", "train", "--out-dir", str(out), "--steps", "6", "--batch-size", "16",
+        "--num-bins", "50", "--d-model", "32", "--n-layers", "2", "--n-heads", "2", "--d-ff", "64",
+        "--border-curves", "2000", "--warmup-steps", "2", "--checkpoint-every", "3", "--device", "cpu",
+        "--no-progress",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((out / ckpt.STATE_JSON).read_text())
+    assert meta["world_size"] == 2 and meta["step"] == 6 and meta["curves_seen"] == 96
+    state = ckpt.read_tensors(out / ckpt.STATE_FILE)
+    assert not torch.equal(state["rng.0"], state["rng.1"])  # each rank draws its own curves
+    model, _, _ = ckpt.load_model(out)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -119,12 +120,13 @@ def _add_app(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("app", help="start the Streamlit dashboard (needs lcpfn[app])")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--model", default="default", help="model shown first: a shipped name or a checkpoint directory")
+    p.add_argument("--example", default=None, help="built-in example curve to open with")
     p.set_defaults(func=_run_app)
 
 
 def _run_app(args: argparse.Namespace) -> int:
     import importlib.util
-    import subprocess
 
     from lcpfn.errors import require
 
@@ -135,9 +137,12 @@ def _run_app(args: argparse.Namespace) -> int:
     cmd = [
         sys.executable, "-m", "streamlit", "run", spec.origin,
         "--server.address", args.address, "--server.port", str(args.port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        "--", "--model", args.model, *(["--example", args.example] if args.example else []),
     ]
-    return subprocess.call(cmd)
+    # exec, not a child process: a SIGTERM to `lcpfn app` must stop the server too
+    os.execv(sys.executable, cmd)
+    return 0  # pragma: no cover
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lcpfn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal, Sequence
 
 import numpy as np
 
 from lcpfn.errors import InputError
 from lcpfn.forecast import ValueTransform
+
+log = logging.getLogger(__name__)
 
 Direction = Literal["maximize", "minimize"]
 
@@ -72,19 +75,20 @@ def unit_transform(
     *,
     direction: Direction,
     bounds: tuple[float, float] | None,
-    tolerance: float = 0.1,
+    tolerance: float = 1.0,
+    warn_tolerance: float = 0.1,
 ) -> ValueTransform:
     """The map into the unit-interval space of the reference prior (increasing curves in [0, 1]).
 
     With ``bounds``, ``[low, high]`` maps onto ``[0, 1]`` (flipped for ``minimize``). Without,
-    values are taken as they are (``1 - y`` for ``minimize``), as in the paper; observed values
-    more than ``tolerance`` outside ``[0, 1]`` are an error, since the prior never produces them.
+    values are taken as they are (``1 - y`` for ``minimize``), as in the paper. The prior's
+    noiseless curves lie in ``[0, 1]`` but its noise (std up to ~0.4) carries observed values a
+    little outside, so values within ``tolerance`` of ``[0, 1]`` are accepted (with a logged
+    warning beyond ``warn_tolerance``); anything further out is not on this scale — a percentage
+    or an unbounded loss — and raises an error asking for ``bounds``.
     """
     n = curves.shape[0]
-    if bounds is None:
-        low, high = 0.0, 1.0
-    else:
-        low, high = bounds
+    low, high = (0.0, 1.0) if bounds is None else bounds
     if direction == "maximize":
         scale, shift = 1.0 / (high - low), -low / (high - low)
     else:
@@ -102,6 +106,12 @@ def unit_transform(
         raise InputError(
             f"curve {i} has value {float(curves[i, j])!r} at epoch {j + 1}, outside the range this model "
             f"forecasts ([0, 1] after normalisation): {hint}"
+        )
+    if ((z < -warn_tolerance) | (z > 1 + warn_tolerance)).any():
+        log.warning(
+            "some observed values lie more than %.2g outside [0, 1] after normalisation; the model "
+            "reads them as noise. Pass bounds=(low, high) if the metric has another range.",
+            warn_tolerance,
         )
     return transform
 

@@ -124,6 +124,7 @@ def test__log_prob_at__grid_at_an_epoch(model):
         ([0.1, 0.2], {"bounds": (1, 0)}, "low < high"),
         ([0.1, 0.2], {"bounds": (0,)}, "pair"),
         ([85.0, 86.0], {}, "85.0 .* bounds"),
+        ([0.5, -1.2], {}, "-1.2 .* bounds"),
         ([0.1, 0.2], {"batch_size": 0}, "batch_size"),
     ],
 )
@@ -166,3 +167,10 @@ def test__predict__on_cuda_matches_cpu(tiny_model_dir):
     cpu = LCPFN.from_pretrained(tiny_model_dir).predict(CURVE, max_epochs=100).median()
     gpu = LCPFN.from_pretrained(tiny_model_dir, device="cuda").predict(CURVE, max_epochs=100).median()
     np.testing.assert_allclose(cpu, gpu, atol=1e-3)
+
+
+def test__predict__noisy_values_slightly_outside_unit_interval_are_accepted(model, caplog):
+    # the prior's noise carries observed values past [0, 1]; they must still be forecast
+    fc = model.predict([0.95, 1.02, 1.3], max_epochs=10)
+    assert np.all(np.isfinite(fc.median()))
+    assert "outside [0, 1]" in caplog.text

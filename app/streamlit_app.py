@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lcpfn.app.curve_io import CurveSet, Direction, guess_bounds, guess_direction, parse_values, read_csv
+from lcpfn.io import CurveSet, Direction, guess_bounds, guess_direction, parse_values, read_csv
 from lcpfn.errors import InputError, LCPFNError, MissingDependencyError
 
 logger = logging.getLogger(__name__)

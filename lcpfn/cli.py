@@ -86,34 +86,53 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from lcpfn.io import read_curves_csv
+    import numpy as np
+
+    from lcpfn.io import read_curves_file
     from lcpfn.predictor import LCPFN
 
-    curves, names = read_curves_csv(args.file)
+    curve_set = read_curves_file(args.file)
+    for note in curve_set.notes:
+        print(f"# note: {note}")
     model = LCPFN.from_pretrained(args.model)
-    fc = model.predict(curves, max_epochs=args.max_epochs, direction=args.direction, bounds=args.bounds)
+    # curves of equal length share one forward pass
+    by_length: dict[int, list[int]] = {}
+    for i, c in enumerate(curve_set.curves):
+        by_length.setdefault(len(c), []).append(i)
+    forecasts = []
+    for length, idx in by_length.items():
+        fc = model.predict(
+            np.stack([curve_set.curves[i] for i in idx]),
+            max_epochs=args.max_epochs, direction=args.direction, bounds=args.bounds,
+        )
+        forecasts.append((fc, [curve_set.names[i] for i in idx]))
+    for fc, names in forecasts:
+        _print_forecast(fc, names, args, model.name)
+    if args.plot:
+        from lcpfn.plotting import plot_forecasts
+
+        plot_forecasts(forecasts, path=args.plot)
+        print(f"fan chart written to {args.plot}")
+    return 0
+
+
+def _print_forecast(fc, names: list[str], args: argparse.Namespace, model_name: str) -> None:
     qs = {q: fc.quantile(q) for q in args.quantiles}
+    mean = fc.mean()
     every = args.every or max(1, len(fc.epochs) // 10)
     rows = list(range(0, len(fc.epochs), every))
     if rows[-1] != len(fc.epochs) - 1:
         rows.append(len(fc.epochs) - 1)
+    p_improve = fc.prob_improve(args.target) if args.target is not None else None
     for i, name in enumerate(names):
-        print(f"# {name}: {curves.shape[1]} observed epochs, forecast to epoch {args.max_epochs} ({model.name})")
+        print(f"# {name}: {fc.observed.shape[1]} observed epochs, forecast to epoch {args.max_epochs} ({model_name})")
         print("epoch  " + "  ".join(f"q{q:<7g}" for q in args.quantiles) + "  mean")
-        mean = fc.mean()
         for h in rows:
             cells = "  ".join(f"{qs[q][i, h]:<8.4f}" for q in args.quantiles)
             print(f"{fc.epochs[h]:<6d} {cells}  {mean[i, h]:.4f}")
-        if args.target is not None:
-            p = fc.prob_improve(args.target)[i]
+        if p_improve is not None:
             word = "below" if args.direction == "minimize" else "above"
-            print(f"P(value at epoch {args.max_epochs} {word} {args.target:g}) = {p:.3f}")
-    if args.plot:
-        from lcpfn.plotting import plot_forecast
-
-        plot_forecast(fc, names=names, path=args.plot)
-        print(f"fan chart written to {args.plot}")
-    return 0
+            print(f"P(value at epoch {args.max_epochs} {word} {args.target:g}) = {p_improve[i]:.3f}")
 
 
 def _add_app(sub: argparse._SubParsersAction) -> None:

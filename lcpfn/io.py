@@ -1,73 +1,388 @@
-"""Reading observed curves from CSV files (used by the CLI)."""
+"""Reading learning curves from a CSV file or pasted text (the CLI and the Streamlit app).
+
+Pure functions on numpy, no Streamlit: everything here is testable on its own. Every problem with the
+input raises :class:`lcpfn.errors.InputError` with a message a person can act on (it names the
+row, the column or the value).
+
+Three layouts are accepted, with or without a header row, separated by commas, semicolons,
+tabs or whitespace:
+
+- ``epoch,value``: an epoch column (``1..T``, ``0..T-1`` or evenly spaced steps) and one curve;
+- one column of values, one per epoch;
+- a wide file: several columns, one curve each (optionally after an epoch column); curves may
+  have different lengths, the shorter ones ending in empty cells.
+"""
 
 from __future__ import annotations
 
 import csv
-import io
-from pathlib import Path
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Literal
 
 import numpy as np
 
 from lcpfn.errors import InputError
 
-MAX_FILE_BYTES = 50_000_000
+Direction = Literal["maximize", "minimize"]
+
+MAX_BYTES = 5_000_000
+"""Largest file (or paste) read, in bytes: a learning curve is a few kilobytes."""
+MAX_CURVES = 50
+"""Most curves in one file: more cannot be shown or ranked readably."""
+MAX_POINTS = 10_000
+"""Most observed epochs per curve."""
+MIN_POINTS = 2
+"""Fewest observed epochs a curve needs before it is forecast."""
+
+_EPOCH_NAMES = re.compile(
+    r"^(epochs?|steps?|global_step|iters?|iterations?|t|x|time|index|idx|unnamed: ?0|)$"
+)
+_NAN_WORDS = {"nan", "na", "n/a", "null", "none", "inf", "+inf", "-inf", "infinity", "-infinity"}
+_MINIMIZE_WORDS = re.compile(r"loss|err|perplex|ppl|mse|rmse|mae|nll|regret|cost|wer|cer")
+_MAXIMIZE_WORDS = re.compile(r"acc|auc|f1|score|precision|recall|r2|bleu|rouge|map|iou|reward|return")
 
 
-def read_curves_csv(path: str | Path) -> tuple[np.ndarray, list[str]]:
-    """Read curves from a CSV file; see :func:`parse_curves_csv`."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"curve file {str(path)!r} does not exist")
-    if p.stat().st_size > MAX_FILE_BYTES:
-        raise InputError(f"curve file {str(path)!r} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
-    try:
-        text = p.read_text()
-    except UnicodeDecodeError:
-        raise InputError(f"curve file {str(path)!r} is not a text (CSV) file") from None
-    return parse_curves_csv(text, source=str(path))
+@dataclass(frozen=True)
+class CurveSet:
+    """Learning curves observed at epochs ``1..T_i``.
 
-
-def parse_curves_csv(text: str, *, source: str = "input") -> tuple[np.ndarray, list[str]]:
-    """Parse observed curves: ``(n, T)`` values and ``n`` names.
-
-    Accepted layouts, each with or without a header row, whitespace tolerated:
-    one column of values; two columns ``epoch,value`` (the first column counts 1, 2, 3, ...);
-    several columns, one curve each (all of the same length).
+    Attributes:
+        names: one display name per curve, unique.
+        curves: one float64 array ``(T_i,)`` per curve; curves may differ in length.
+        notes: what the reader inferred that the user should know (e.g. a shifted epoch column).
     """
-    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO(text.strip()))]
-    rows = [r for r in rows if any(r)]
-    if not rows:
-        raise InputError(f"{source}: no values found (empty file)")
-    header = None
-    if not _all_numeric(rows[0]):
-        header, rows = rows[0], rows[1:]
-    if not rows:
-        raise InputError(f"{source}: only a header row, no values")
-    width = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise InputError(f"{source}: row {i + 1 + (header is not None)} has {len(r)} cells, expected {width}")
-    values = np.empty((len(rows), width))
-    for i, r in enumerate(rows):
-        for j, cell in enumerate(r):
-            try:
-                values[i, j] = float(cell)
-            except ValueError:
-                raise InputError(
-                    f"{source}: row {i + 1 + (header is not None)}, column {j + 1} is not a number: {cell!r}"
-                ) from None
-    if not np.all(np.isfinite(values)):
-        i, j = np.argwhere(~np.isfinite(values))[0]
-        raise InputError(f"{source}: row {i + 1 + (header is not None)}, column {j + 1} is {float(values[i, j])!r}")
-    names = header or [f"curve {j + 1}" for j in range(width)]
-    if width == 2 and np.array_equal(values[:, 0], np.arange(1, len(rows) + 1)):
-        return values[:, 1][None, :], [names[1] if header else "curve"]
-    return values.T.copy(), list(names)
+
+    names: tuple[str, ...]
+    curves: tuple[np.ndarray, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_curves(self) -> int:
+        return len(self.curves)
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(len(c) for c in self.curves)
+
+    @property
+    def max_length(self) -> int:
+        return max(self.lengths)
+
+    def values(self) -> np.ndarray:
+        """All observed values, concatenated: ``(sum T_i,)``."""
+        return np.concatenate(self.curves)
 
 
-def _all_numeric(row: list[str]) -> bool:
+# --- public entry points ----------------------------------------------------------------------
+def read_csv(data: bytes | str, *, source: str = "the file") -> CurveSet:
+    """Read curves from CSV bytes or text (any of the three layouts; see the module docstring).
+
+    ``source`` names the input in error messages (e.g. the uploaded file's name).
+    """
+    text = _decode(data, source)
+    rows, line_numbers = _split_rows(text, source)
+    header, body = _split_header(rows)
+    lines = line_numbers[1:] if header is not None else line_numbers  # file line of each body row
+    if not body:
+        raise InputError(f"{source} has a header row but no values below it")
+    if header is None and len(body) == 1 and len(body[0]) > 1:
+        # A single line of numbers is one curve written as a row, as people paste it.
+        row = body[0]
+        return _finish(("curve",), [_values(row, lambda k: f"{source}: value {k + 1} of line {lines[0]}")], (), source)
+    ncols = max(len(r) for r in body)
+    if header is not None and len(header) > ncols:
+        ncols = len(header)
+    for line, row in zip(lines, body):
+        if header is not None and len(row) > len(header):
+            raise InputError(
+                f"{source}: line {line} has {len(row)} cells but the header has only {len(header)} columns"
+            )
+    table = [row + [""] * (ncols - len(row)) for row in body]
+    names = _column_names(header, ncols)
+    keep = [j for j in range(ncols) if any(row[j] for row in table) or (header is not None and header[j])]
+    if not keep:
+        raise InputError(f"{source} contains no values")
+    if len(keep) == 1 and header is not None and header[keep[0]] and _EPOCH_NAMES.match(header[keep[0]].lower()):
+        raise InputError(f"{source} has only an epoch column {header[keep[0]]!r} and no values next to it")
+    notes: list[str] = []
+    epoch_col = _epoch_column(table, names, keep, header is not None)
+    if epoch_col is not None:
+        order, note = _epoch_order(table, epoch_col, names[epoch_col], lines, source)
+        table = [table[i] for i in order]
+        lines = [lines[i] for i in order]
+        if note:
+            notes.append(note)
+        keep = [j for j in keep if j != epoch_col]
+        if not keep:
+            raise InputError(f"{source} has an epoch column {names[epoch_col]!r} but no values next to it")
+    if len(keep) > MAX_CURVES:
+        raise InputError(f"{source} has {len(keep)} curves; at most {MAX_CURVES} can be forecast at once")
+    curves = [_column(table, j, names[j], header is not None, lines, source) for j in keep]
+    curve_names = tuple(names[j] for j in keep) if header is not None else _default_names(len(keep))
+    return _finish(curve_names, curves, tuple(notes), source)
+
+
+def parse_values(text: str, *, source: str = "the pasted values") -> CurveSet:
+    """Read one curve from pasted text: numbers separated by commas, semicolons or whitespace."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
+        raise InputError(f"{source} are larger than {MAX_BYTES // 1_000_000} MB; paste a single learning curve")
+    tokens = [t for t in re.split(r"[,;\s]+", text.strip()) if t]
+    if not tokens:
+        raise InputError(f"{source} are empty: paste one number per epoch, e.g. 0.52, 0.61, 0.66")
+    values = [_number(t, f"value {k + 1} of {source}") for k, t in enumerate(tokens)]
+    return _finish(("curve",), [np.asarray(values, dtype=np.float64)], (), source)
+
+
+def guess_direction(curve_set: CurveSet) -> tuple[Direction, str]:
+    """Guess whether the metric is maximised or minimised; returns ``(direction, reason)``.
+
+    Column names decide first (``loss``/``error`` -> minimise, ``acc``/``score`` -> maximise);
+    otherwise the majority of curves whose last third is above (below) their first third.
+    """
+    names = " ".join(curve_set.names).lower()
+    if _MINIMIZE_WORDS.search(names) and not _MAXIMIZE_WORDS.search(names):
+        return "minimize", "the column name looks like a loss or an error"
+    if _MAXIMIZE_WORDS.search(names) and not _MINIMIZE_WORDS.search(names):
+        return "maximize", "the column name looks like an accuracy or a score"
+    votes = 0
+    for c in curve_set.curves:
+        k = max(1, len(c) // 3)
+        votes += int(np.sign(c[-k:].mean() - c[:k].mean()))
+    if votes < 0:
+        return "minimize", "the values mostly decrease"
+    return "maximize", "the values mostly increase" if votes > 0 else "the values are flat"
+
+
+def guess_bounds(curve_set: CurveSet, direction: Direction) -> tuple[float, float] | None:
+    """A value range ``(low, high)`` to scale the curves into the model's ``[0, 1]``, or ``None``.
+
+    ``None`` when every value already lies in ``[0, 1]``; ``(0, 100)`` for percentages of a
+    maximised metric; otherwise from ``0`` (or a margin below the smallest value, if negative)
+    to a margin above the largest value. A guess: the app lets the user change it.
+    """
+    y = curve_set.values()
+    lo, hi = float(y.min()), float(y.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return None
+    if direction == "maximize" and lo >= 0.0 and hi <= 100.0:
+        return 0.0, 100.0
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    low = 0.0 if lo >= 0.0 else lo - 0.25 * span
+    high = hi + 0.25 * span
+    return _round_nice(low, floor=True), _round_nice(high, floor=False)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _decode(data: bytes | str, source: str) -> str:
+    if isinstance(data, str):
+        raw_len = len(data.encode("utf-8", errors="replace"))
+        text = data
+    else:
+        raw_len = len(data)
+        if raw_len > MAX_BYTES:
+            raise InputError(_too_big(source, raw_len))
+        if b"\x00" in data[:4096]:
+            raise InputError(f"{source} is not a text file (it contains binary data); upload a CSV file")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    if raw_len > MAX_BYTES:
+        raise InputError(_too_big(source, raw_len))
+    if not text.strip():
+        raise InputError(f"{source} is empty: it should hold one value per epoch (CSV)")
+    return text.lstrip("\ufeff")
+
+
+def _too_big(source: str, n: int) -> str:
+    return (
+        f"{source} is {n / 1e6:.1f} MB; at most {MAX_BYTES / 1e6:.0f} MB is read. A learning curve "
+        "is a few kilobytes: upload the per-epoch values only"
+    )
+
+
+def _split_rows(text: str, source: str) -> tuple[list[list[str]], list[int]]:
+    """The cells of every non-blank, non-comment line, and each one's 1-based line number."""
+    numbered = [(k + 1, ln) for k, ln in enumerate(raw.strip() for raw in text.splitlines())]
+    numbered = [(k, ln) for k, ln in numbered if ln and not ln.startswith("#")]
+    if not numbered:
+        raise InputError(f"{source} is empty: it should hold one value per epoch (CSV)")
+    line_numbers = [k for k, _ in numbered]
+    lines = [ln for _, ln in numbered]
+    sample = "\n".join(lines[:50])
+    delimiter = next((d for d in (",", ";", "\t") if d in sample), None)
+    if delimiter is None:
+        rows = [ln.split() for ln in lines]
+    else:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
+    # A trailing delimiter leaves an empty last cell on every row; drop it.
+    while rows and all(len(r) > 1 and r[-1] == "" for r in rows):
+        rows = [r[:-1] for r in rows]
+    return rows, line_numbers
+
+
+def _is_number(cell: str) -> bool:
     try:
-        [float(c) for c in row]
+        float(cell)
     except ValueError:
         return False
     return True
+
+
+def _split_header(rows: list[list[str]]) -> tuple[list[str] | None, list[list[str]]]:
+    first = rows[0]
+    if any(c and not _is_number(c) and c.lower() not in _NAN_WORDS for c in first):
+        return first, rows[1:]
+    return None, rows
+
+
+def _column_names(header: list[str] | None, ncols: int) -> list[str]:
+    if header is None:
+        return [f"column {j + 1}" for j in range(ncols)]
+    names: list[str] = []
+    for j in range(ncols):
+        name = header[j] if j < len(header) and header[j] else f"column {j + 1}"
+        base, k = name, 2
+        while name in names:
+            name, k = f"{base} ({k})", k + 1
+        names.append(name)
+    return names
+
+
+def _default_names(n: int) -> tuple[str, ...]:
+    return ("curve",) if n == 1 else tuple(f"curve {k + 1}" for k in range(n))
+
+
+def _epoch_column(table: list[list[str]], names: list[str], keep: list[int], has_header: bool) -> int | None:
+    """The index of an epoch column (always the first kept column), or ``None``."""
+    if len(keep) < 2:
+        return None
+    j = keep[0]
+    if has_header and _EPOCH_NAMES.match(names[j].strip().lower()):
+        return j
+    cells = [row[j] for row in table]
+    try:
+        values = [float(c) for c in cells]
+    except ValueError:
+        return None
+    if not all(math.isfinite(v) and v.is_integer() for v in values):
+        return None
+    ints = [int(v) for v in values]
+    start = ints[0]
+    return j if start in (0, 1) and ints == list(range(start, start + len(ints))) else None
+
+
+def _epoch_order(
+    table: list[list[str]], j: int, name: str, lines: list[int], source: str
+) -> tuple[list[int], str]:
+    """Row order that sorts the epoch column, after checking it is ``1..T`` (or shifted/strided)."""
+    epochs: list[int] = []
+    for k, row in enumerate(table):
+        cell = row[j]
+        where = f"{source}: line {lines[k]}, epoch column {name!r}"
+        if not cell:
+            raise InputError(f"{where} is empty; every row needs its epoch")
+        v = _number(cell, where)
+        if not v.is_integer():
+            raise InputError(f"{where}: epochs must be whole numbers, but got {cell!r}")
+        epochs.append(int(v))
+    order = sorted(range(len(epochs)), key=epochs.__getitem__)
+    e = [epochs[i] for i in order]
+    dup = next((a for a, b in zip(e, e[1:]) if a == b), None)
+    if dup is not None:
+        raise InputError(f"{source}: epoch {dup} appears more than once in column {name!r}")
+    note = ""
+    if e[0] == 0:
+        e = [x + 1 for x in e]
+        note = f"the epochs in {name!r} start at 0; they are read as 1..{e[-1]}"
+    step = e[1] - e[0] if len(e) > 1 else 1
+    if step > 1 and e[0] == step and all(b - a == step for a, b in zip(e, e[1:])):
+        note = (
+            f"{name!r} counts in steps of {step}; the {len(e)} evaluations are read as epochs "
+            f"1..{len(e)} (forecast horizons are in evaluations, too)"
+        )
+        e = list(range(1, len(e) + 1))
+    if e[0] != 1:
+        raise InputError(
+            f"{source}: the epochs in {name!r} start at {e[0]}; they must start at 1 (or 0), "
+            "because the model needs the curve from its first epoch"
+        )
+    missing = next((a + 1 for a, b in zip(e, e[1:]) if b != a + 1), None)
+    if missing is not None:
+        raise InputError(
+            f"{source}: epoch {missing} is missing from column {name!r}; the model needs a value "
+            "at every epoch 1, 2, 3, ..."
+        )
+    return order, note
+
+
+def _number(cell: str, where: str) -> float:
+    if cell.lower() in _NAN_WORDS:
+        raise InputError(f"{where} is {cell!r}; every value must be a finite number (no NaN or infinity)")
+    try:
+        v = float(cell)
+    except ValueError:
+        raise InputError(f"{where} is {cell!r}, which is not a number") from None
+    if not math.isfinite(v):
+        raise InputError(f"{where} is {cell!r}; every value must be a finite number (no NaN or infinity)")
+    return v
+
+
+def _column(
+    table: list[list[str]], j: int, name: str, has_header: bool, lines: list[int], source: str
+) -> np.ndarray:
+    label = f"column {name!r}" if has_header else name
+    return _values([row[j] for row in table], lambda k: f"{source}: line {lines[k]}, {label}")
+
+
+def _values(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
+    """The numbers in ``cells``; trailing empty cells end the curve, other empty cells are errors."""
+    n = len(cells)
+    while n and not cells[n - 1]:
+        n -= 1
+    values: list[float] = []
+    for k, cell in enumerate(cells[:n]):
+        if not cell:
+            raise InputError(
+                f"{where(k)} is empty but later lines have values; a curve needs a value at every "
+                "epoch (only trailing cells may be empty)"
+            )
+        values.append(_number(cell, where(k)))
+    return np.asarray(values, dtype=np.float64)
+
+
+def _finish(
+    names: tuple[str, ...], curves: list[np.ndarray], notes: tuple[str, ...], source: str
+) -> CurveSet:
+    for name, c in zip(names, curves):
+        if len(c) < MIN_POINTS:
+            raise InputError(
+                f"{source}: curve {name!r} has {len(c)} value{'s' if len(c) != 1 else ''}; at least {MIN_POINTS} "
+                "observed epochs are needed to forecast it"
+            )
+        if len(c) > MAX_POINTS:
+            raise InputError(f"{source}: curve {name!r} has {len(c)} values; at most {MAX_POINTS} epochs are read")
+    return CurveSet(names=names, curves=tuple(curves), notes=notes)
+
+
+def _round_nice(x: float, *, floor: bool) -> float:
+    """Round to two significant digits, away from the data (down for ``low``, up for ``high``)."""
+    if x == 0.0:
+        return 0.0
+    scale = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
+    return (math.floor(x / scale) if floor else math.ceil(x / scale)) * scale
+
+
+def read_curves_file(path, *, source: str | None = None) -> CurveSet:
+    """Read curves from a CSV file on disk; see :func:`read_csv`."""
+    from pathlib import Path
+
+    p = Path(path)
+    source = source or str(path)
+    if not p.is_file():
+        raise InputError(f"curve file {source!r} does not exist")
+    if p.stat().st_size > MAX_BYTES:
+        raise InputError(_too_big(source, p.stat().st_size))
+    return read_csv(p.read_bytes(), source=source)

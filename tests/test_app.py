@@ -21,8 +21,8 @@ import pandas as pd  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import lcpfn.app  # noqa: E402
-from lcpfn.app import curve_io  # noqa: E402
-from lcpfn.app.curve_io import CurveSet, guess_bounds, guess_direction, parse_values, read_csv  # noqa: E402
+from lcpfn import io as curve_io  # noqa: E402
+from lcpfn.io import CurveSet, guess_bounds, guess_direction, parse_values, read_csv  # noqa: E402
 from lcpfn.errors import InputError  # noqa: E402
 
 APP = str(Path(lcpfn.app.__file__).parent / "streamlit_app.py")

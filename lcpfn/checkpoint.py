@@ -33,6 +33,9 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then move the result onto ``path`` atomically."""
@@ -40,6 +43,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -90,13 +90,20 @@ class BarDistribution(nn.Module):
         hi = logp[..., -1] + _LOG_SQRT_2_OVER_PI - torch.log(s_hi) - 0.5 * (d_hi / s_hi) ** 2
         return torch.where(y < b[1], lo, torch.where(y >= b[-2], hi, inner))
 
+    def probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Bin probabilities ``(..., K)`` in float64, the input of the ``*_probs`` methods."""
+        return torch.softmax(logits.double(), dim=-1)
+
     def cdf(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``P(Y <= y)`` for ``y`` ``(...)`` under ``logits`` ``(..., K)``."""
+        return self.cdf_probs(self.probs(logits), y)
+
+    def cdf_probs(self, p: torch.Tensor, y: torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`cdf` from bin probabilities ``p`` (and optionally their ``cumsum``)."""
         b = self.borders.double()
         y = y.double()
-        p = torch.softmax(logits.double(), dim=-1)
         k = self.num_bins
-        cum = torch.cumsum(p, dim=-1) - p  # mass strictly below each bin
+        cum = (torch.cumsum(p, dim=-1) if cum is None else cum) - p  # mass strictly below each bin
         idx = (torch.searchsorted(b, y.contiguous(), right=True) - 1).clamp(0, k - 1)
         p_bin = p.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
         below = cum.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
@@ -111,11 +118,14 @@ class BarDistribution(nn.Module):
 
     def icdf(self, logits: torch.Tensor, q: float | torch.Tensor) -> torch.Tensor:
         """The ``q``-quantile ``(...)``; ``q`` a float in (0, 1) or a tensor of shape ``(...)``."""
+        return self.icdf_probs(self.probs(logits), q)
+
+    def icdf_probs(self, p: torch.Tensor, q: float | torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`icdf` from bin probabilities ``p`` (and optionally their ``cumsum``)."""
         b = self.borders.double()
-        p = torch.softmax(logits.double(), dim=-1)
         q = torch.as_tensor(q, dtype=torch.float64, device=p.device).expand(p.shape[:-1])
         k = self.num_bins
-        cum = torch.cumsum(p, dim=-1)
+        cum = torch.cumsum(p, dim=-1) if cum is None else cum
         # first bin whose cumulative mass reaches q
         idx = torch.searchsorted(cum, q.unsqueeze(-1).contiguous()).squeeze(-1).clamp(0, k - 1)
         p_bin = p.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
@@ -141,8 +151,11 @@ class BarDistribution(nn.Module):
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         """The mean ``(...)`` of the distribution under ``logits`` ``(..., K)``."""
+        return self.mean_probs(self.probs(logits))
+
+    def mean_probs(self, p: torch.Tensor) -> torch.Tensor:
+        """:meth:`mean` from bin probabilities ``p``."""
         b = self.borders.double()
-        p = torch.softmax(logits.double(), dim=-1)
         centers = (b[1:] + b[:-1]) / 2
         s_lo, s_hi = (s.double() for s in self._tail_scales())
         half_normal_mean = math.sqrt(2.0 / math.pi)

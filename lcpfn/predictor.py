@@ -53,9 +53,19 @@ class BarForecast(Forecast):
         super().__init__(**kwargs)
         self.logits = logits  # (n, H, K), float32 on CPU
         self.bar = bar
+        self._p: torch.Tensor | None = None
+        self._cum: torch.Tensor | None = None
+
+    def _probs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bin probabilities and their cumsum ``(n, H, K)``, computed once per forecast."""
+        if self._p is None:
+            self._p = self.bar.probs(self.logits)
+            self._cum = torch.cumsum(self._p, dim=-1)
+        return self._p, self._cum
 
     def _z_quantile(self, p: float) -> np.ndarray:
-        return self.bar.icdf(self.logits, p).numpy()
+        probs, cum = self._probs()
+        return self.bar.icdf_probs(probs, p, cum).numpy()
 
     def _expand(self, z: np.ndarray, h: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         zt = torch.from_numpy(np.ascontiguousarray(z))
@@ -65,15 +75,19 @@ class BarForecast(Forecast):
         return lg.expand(-1, zt.shape[1], -1), zt
 
     def _z_cdf(self, z: np.ndarray, h: int | None) -> np.ndarray:
-        lg, zt = self._expand(z, h)
-        return self.bar.cdf(lg, zt).numpy()
+        zt = torch.from_numpy(np.ascontiguousarray(z))
+        probs, cum = self._probs()
+        if h is not None:  # one epoch, G values: broadcast that epoch's bins over the grid
+            g = zt.shape[1]
+            probs, cum = (t[:, h : h + 1, :].expand(-1, g, -1) for t in (probs, cum))
+        return self.bar.cdf_probs(probs, zt, cum).numpy()
 
     def _z_log_prob(self, z: np.ndarray, h: int | None) -> np.ndarray:
         lg, zt = self._expand(z, h)
         return self.bar.log_prob(lg, zt.double()).double().numpy()
 
     def _z_mean(self) -> np.ndarray:
-        return self.bar.mean(self.logits).numpy()
+        return self.bar.mean_probs(self._probs()[0]).numpy()
 
 
 class LCPFN:

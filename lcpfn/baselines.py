@@ -20,7 +20,7 @@ import torch
 
 from lcpfn.errors import InputError, require
 from lcpfn.forecast import Forecast, ValueTransform
-from lcpfn.validation import check_bounds, check_curves, check_direction, unit_transform
+from lcpfn.validation import prepare_unit_curves
 
 __all__ = ["GaussianForecast", "LastValuePredictor", "Pow3FitPredictor"]
 
@@ -129,10 +129,9 @@ class _GaussianPredictor:
         bounds: tuple[float, float] | None = None,
     ) -> GaussianForecast:
         """Forecast epochs ``T+1 .. max_epochs`` of ``curves`` (1-D ``(T,)`` or 2-D ``(n, T)``)."""
-        arr, squeeze = check_curves(curves, max_epochs=max_epochs)
-        direction = check_direction(direction)
-        bounds = check_bounds(bounds)
-        transform = unit_transform(arr, direction=direction, bounds=bounds)
+        arr, squeeze, direction, transform = prepare_unit_curves(
+            curves, max_epochs=max_epochs, direction=direction, bounds=bounds
+        )
         z = transform.to_model(arr)
         epochs = np.arange(arr.shape[1] + 1, int(max_epochs) + 1)
         mean, std = self._fit(z, epochs)

@@ -50,7 +50,7 @@ import numpy as np
 
 from lcpfn.errors import InputError, require
 from lcpfn.forecast import Forecast, ValueTransform
-from lcpfn.validation import check_bounds, check_curves, check_direction, unit_transform
+from lcpfn.validation import prepare_unit_curves
 
 __all__ = ["MCMCPredictor", "MixtureForecast", "MCMCDiagnostics"]
 
@@ -377,10 +377,9 @@ class MCMCPredictor:
         separately (``n`` fits); per-curve diagnostics are in ``forecast.diagnostics`` and a warning
         is logged for every fit that crossed a threshold.
         """
-        arr, squeeze = check_curves(curves, max_epochs=max_epochs)
-        direction = check_direction(direction)
-        bounds = check_bounds(bounds)
-        transform = unit_transform(arr, direction=direction, bounds=bounds)
+        arr, squeeze, direction, transform = prepare_unit_curves(
+            curves, max_epochs=max_epochs, direction=direction, bounds=bounds
+        )
         z = transform.to_model(arr)  # (n, T)
         n, t_obs = z.shape
         epochs = np.arange(t_obs + 1, int(max_epochs) + 1)

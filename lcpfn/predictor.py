@@ -13,9 +13,9 @@ import torch
 from lcpfn.bar_distribution import BarDistribution
 from lcpfn.checkpoint import load_model
 from lcpfn.errors import InputError, UnknownModelError
-from lcpfn.forecast import Forecast, ValueTransform
+from lcpfn.forecast import Forecast
 from lcpfn.model import PFN
-from lcpfn.validation import check_bounds, check_curves, check_direction, unit_transform
+from lcpfn.validation import prepare_unit_curves
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +158,15 @@ class LCPFN:
         run is read as an ``L``-epoch curve at a coarser resolution. Every epoch up to
         ``max_epochs`` is forecast; nothing is truncated.
         """
-        y, squeeze = check_curves(curves, max_epochs=max_epochs)
-        direction = check_direction(direction)
-        bounds = check_bounds(bounds)
+        if self.normalization != "unit":
+            raise InputError(
+                f"this lcpfn does not know the model's normalization {self.normalization!r}; upgrade lcpfn"
+            )
+        y, squeeze, direction, transform = prepare_unit_curves(
+            curves, max_epochs=max_epochs, direction=direction, bounds=bounds
+        )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, but got {batch_size!r}")
-        transform = self._transform(y, direction=direction, bounds=bounds)
         z = transform.to_model(y)
         n, t_obs = z.shape
         L = self.native_length
@@ -188,11 +191,6 @@ class LCPFN:
             direction=direction,
             squeeze=squeeze,
         )
-
-    def _transform(self, y: np.ndarray, *, direction: str, bounds: tuple[float, float] | None) -> ValueTransform:
-        if self.normalization == "unit":
-            return unit_transform(y, direction=direction, bounds=bounds)
-        raise InputError(f"this lcpfn does not know the model's normalization {self.normalization!r}; upgrade lcpfn")
 
 
 def _context_indices(t_obs: int, scale: float, native_length: int) -> np.ndarray:

@@ -116,6 +116,20 @@ def unit_transform(
     return transform
 
 
+def prepare_unit_curves(
+    curves, *, max_epochs, direction, bounds
+) -> tuple[np.ndarray, bool, Direction, ValueTransform]:
+    """Everything a unit-interval forecaster checks before it forecasts, in one call.
+
+    Returns the curves ``(n, T)`` in caller units, whether the input was 1-D, the checked
+    direction and the :func:`unit_transform` into model space.
+    """
+    arr, squeeze = check_curves(curves, max_epochs=max_epochs)
+    direction = check_direction(direction)
+    transform = unit_transform(arr, direction=direction, bounds=check_bounds(bounds))
+    return arr, squeeze, direction, transform
+
+
 def as_float_sequence(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     a = np.asarray(values, dtype=np.float64)
     if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):

@@ -24,7 +24,11 @@ class ModelConfig:
     """Everything needed to rebuild a :class:`PFN`.
 
     ``seq_len`` is the native curve length: epochs are fed as ``t / seq_len`` and
-    ``log t / log seq_len``.
+    ``log t / log seq_len``. ``head_hidden`` > 0 makes the output head an MLP
+    (``LayerNorm -> Linear(d_model, head_hidden) -> GELU -> Linear(head_hidden, num_bins)``, as in
+    the original PFN decoder) instead of one linear layer; ``value_hidden`` > 0 does the same for
+    the value encoder (``Linear(1, value_hidden) -> GELU -> Linear(value_hidden, d_model)``). Both
+    default to 0 so checkpoints written before these options existed load unchanged.
     """
 
     seq_len: int = 100
@@ -34,6 +38,8 @@ class ModelConfig:
     n_heads: int = 4
     d_ff: int = 512
     dropout: float = 0.0
+    head_hidden: int = 0
+    value_hidden: int = 0
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -41,6 +47,9 @@ class ModelConfig:
         for name in ("seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 but got {getattr(self, name)}")
+        for name in ("head_hidden", "value_hidden"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0 (0 = a single linear layer) but got {getattr(self, name)}")
 
 
 class _Block(nn.Module):
@@ -77,10 +86,17 @@ class PFN(nn.Module):
         self.config = config
         d = config.d_model
         self.epoch_encoder = nn.Linear(2, d)
-        self.value_encoder = nn.Linear(1, d)
+        vh = config.value_hidden
+        self.value_encoder = (
+            nn.Sequential(nn.Linear(1, vh), nn.GELU(), nn.Linear(vh, d)) if vh else nn.Linear(1, d)
+        )
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Linear(d, config.num_bins)
+        hh = config.head_hidden
+        self.head = (
+            nn.Sequential(nn.Linear(d, hh), nn.GELU(), nn.Linear(hh, config.num_bins))
+            if hh else nn.Linear(d, config.num_bins)
+        )
         self.apply(self._init)
         for blk in self.blocks:  # scale residual projections by depth (GPT-2)
             nn.init.normal_(blk.proj.weight, std=0.02 / math.sqrt(2 * config.n_layers))

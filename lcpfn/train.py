@@ -32,10 +32,12 @@ log = logging.getLogger(__name__)
 # Settings that must be identical when a run is resumed; the rest (device, checkpoint cadence,
 # threads) may change between sessions without changing the result.
 _RUN_DEFINING = (
-    "prior", "seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "steps",
-    "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2", "grad_clip", "seed",
+    "prior", "seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "head_hidden",
+    "value_hidden", "steps", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2", "grad_clip", "seed",
     "border_curves",
 )
+# Run-defining fields added after runs already existed, with the value those runs used.
+_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class TrainConfig:
     n_heads: int = 4
     d_ff: int = 512
     dropout: float = 0.0
+    head_hidden: int = 0
+    value_hidden: int = 0
     steps: int = 2000
     batch_size: int = 100
     lr: float = 1e-3
@@ -190,6 +194,7 @@ def train(
     if resume and state_json.exists():
         meta = ckpt.read_json(state_json)
         saved = meta.get("config", {})
+        saved = {**_ADDED_LATER, **saved}
         changed = [k for k in _RUN_DEFINING if saved.get(k) != asdict(config)[k]]
         if changed:
             raise InputError(

@@ -74,6 +74,29 @@ def test__train__resume_continues_exactly(tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test__model__mlp_head_and_value_encoder_round_trip(tmp_path):
+    train(tiny_config(tmp_path, steps=3, head_hidden=24, value_hidden=8), progress=False)
+    model, _, config = ckpt.load_model(tmp_path)
+    assert config["model"]["head_hidden"] == 24 and config["model"]["value_hidden"] == 8
+    assert isinstance(model.head, torch.nn.Sequential) and model.head[0].out_features == 24
+    assert isinstance(model.value_encoder, torch.nn.Sequential) and model.value_encoder[0].out_features == 8
+    with pytest.raises(InputError, match="head_hidden must be at least 0 .* got -1"):
+        TrainConfig(out_dir="x", head_hidden=-1)
+
+
+def test__checkpoint__written_before_mlp_options_still_loads(tmp_path):
+    """Configs and run states saved before ``head_hidden``/``value_hidden`` existed mean 0 (linear)."""
+    train(tiny_config(tmp_path, steps=4), stop_at_step=2, progress=False)
+    for name, section in ((ckpt.CONFIG_FILE, "model"), (ckpt.STATE_JSON, "config")):
+        data = json.loads((tmp_path / name).read_text())
+        for key in ("head_hidden", "value_hidden"):
+            del data[section][key]
+        (tmp_path / name).write_text(json.dumps(data))
+    model, _, _ = ckpt.load_model(tmp_path)
+    assert isinstance(model.head, torch.nn.Linear)
+    assert train(tiny_config(tmp_path, steps=4), resume=True, progress=False).finished
+
+
 def test__train__refuses_to_overwrite_without_resume(tmp_path):
     train(tiny_config(tmp_path, steps=2), progress=False)
     with pytest.raises(InputError, match="resume"):

@@ -13,9 +13,13 @@ from typing import Any, Protocol
 import torch
 
 from lcpfn.priors.base import CurveBatch
+from lcpfn.priors.extended import ExtendedPrior
 from lcpfn.priors.reference import PriorSamplingError, ReferencePrior
 
-__all__ = ["CurveBatch", "Prior", "PriorSamplingError", "ReferencePrior", "get_prior", "prior_to_dict", "PRIORS"]
+__all__ = [
+    "CurveBatch", "ExtendedPrior", "Prior", "PriorSamplingError", "ReferencePrior", "get_prior", "prior_to_dict",
+    "PRIORS",
+]
 
 
 class Prior(Protocol):
@@ -31,7 +35,7 @@ class Prior(Protocol):
     ) -> CurveBatch: ...
 
 
-PRIORS: dict[str, type] = {"reference": ReferencePrior}
+PRIORS: dict[str, type] = {"reference": ReferencePrior, "extended": ExtendedPrior}
 
 
 def get_prior(name: str, **settings: Any) -> Prior:

@@ -126,7 +126,7 @@ class _GaussianPredictor:
         *,
         max_epochs: int,
         direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: tuple[float, float] | None = None,
+        bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
     ) -> GaussianForecast:
         """Forecast epochs ``T+1 .. max_epochs`` of ``curves`` (1-D ``(T,)`` or 2-D ``(n, T)``)."""
         arr, squeeze, direction, transform = prepare_unit_curves(

@@ -77,7 +77,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-epochs", type=int, required=True, help="the epoch to forecast up to")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint directory")
     p.add_argument("--direction", choices=["maximize", "minimize"], default="maximize")
-    p.add_argument("--bounds", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None)
+    p.add_argument("--bounds", nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="the metric's range; 'none' for a side that is not known (e.g. '0 none' for a loss; "
+                   "'none none' infers both from each curve's observed values)")
     p.add_argument("--quantiles", type=float, nargs="+", default=[0.05, 0.25, 0.5, 0.75, 0.95])
     p.add_argument("--every", type=int, default=None, help="print every N-th epoch (default: about 10 rows)")
     p.add_argument("--target", type=float, default=None, help="also print P(final value better than TARGET)")
@@ -103,7 +105,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     for length, idx in by_length.items():
         fc = model.predict(
             np.stack([curve_set.curves[i] for i in idx]),
-            max_epochs=args.max_epochs, direction=args.direction, bounds=args.bounds,
+            max_epochs=args.max_epochs, direction=args.direction, bounds=_parse_bounds(args.bounds),
         )
         forecasts.append((fc, [curve_set.names[i] for i in idx]))
     for fc, names in forecasts:
@@ -114,6 +116,26 @@ def _run_predict(args: argparse.Namespace) -> int:
         plot_forecasts(forecasts, path=args.plot)
         print(f"fan chart written to {args.plot}")
     return 0
+
+
+def _parse_bounds(words: list[str] | None):
+    """``--bounds LOW HIGH`` -> the ``bounds`` argument of ``predict``, which validates it.
+
+    ``none`` -> ``None`` (that side is inferred), numbers -> floats; anything else is passed on
+    as given, so ``predict`` names it in its error.
+    """
+    if words is None:
+        return None
+
+    def word(w: str):
+        if w.lower() == "none":
+            return None
+        try:
+            return float(w)
+        except ValueError:
+            return w
+
+    return tuple(word(w) for w in words)
 
 
 def _print_forecast(fc, names: list[str], args: argparse.Namespace, model_name: str) -> None:

@@ -369,7 +369,7 @@ class MCMCPredictor:
         *,
         max_epochs: int,
         direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: tuple[float, float] | None = None,
+        bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
     ) -> MixtureForecast:
         """Forecast epochs ``T+1 .. max_epochs`` of each curve (validation as ``LCPFN.predict``).
 

@@ -138,7 +138,7 @@ class LCPFN:
         *,
         max_epochs: int,
         direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: tuple[float, float] | None = None,
+        bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
         batch_size: int = 512,
     ) -> Forecast:
         """Forecast epochs ``T+1 .. max_epochs`` of curves observed for epochs ``1 .. T``.
@@ -148,8 +148,26 @@ class LCPFN:
             max_epochs: the last epoch to forecast (the run's total length).
             direction: ``"minimize"`` for losses/errors; the model sees ``1 - y`` (or the flipped
                 bounds), quantiles and densities come back in the caller's units.
-            bounds: ``(low, high)`` the metric's known range, mapped onto the model's ``[0, 1]``.
-                Without bounds, values are used as they are and must lie in about ``[0, 1]``.
+            bounds: how values map into the model's space (higher is better, mostly ``[0, 1]``):
+
+                * ``None``: values are used as they are (``1 - y`` for ``"minimize"``) and must
+                  lie in about ``[0, 1]``.
+                * ``(low, high)``: the metric's known range, mapped onto ``[0, 1]`` (flipped for
+                  ``"minimize"``).
+                * ``(low, None)`` or ``(None, high)``: one side known, e.g. ``(0, None)`` for a
+                  loss. The known *good* bound (``high`` when maximising, ``low`` when
+                  minimising) maps to 1 and the prefix's worst value to 0.2 (for a loss:
+                  ``z = 1 - y / (1.25 max(prefix))``); a known *bad* bound maps to 0 and the
+                  prefix's best value to 0.8. Observed values beyond a known bound raise.
+                * ``"infer"`` or ``(None, None)``: nothing known; the prefix's worst value maps to
+                  0.3 and its best to 0.5, leaving room for 2.5 more prefix spans of improvement.
+
+                The partial and inferred maps are affine per curve and computed from that curve's
+                observed values only; constant or one-point prefixes get a span of at least
+                ``0.1 max|y|`` (1 for all zeros). Exact formulas:
+                :func:`lcpfn.validation.infer_transform`; measurements: ``docs/normalization.md``.
+                Quantiles and densities always come back in the caller's units (densities
+                include the map's Jacobian ``|scale|``).
             batch_size: curves per forward pass (memory, not results).
 
         Horizons longer than the model's native length ``L`` are handled by subsampling: epoch

@@ -60,6 +60,32 @@ def test__predict__wide_file_with_curves_of_different_lengths(tmp_path, tiny_mod
     assert "# a: 3 observed epochs" in out and "# b: 2 observed epochs" in out and png.is_file()
 
 
+@pytest.mark.parametrize("bounds", [["none", "none"], ["0", "none"], ["None", "3"], ["0", "10"]])
+def test__predict__bounds_infer_and_one_sided(tmp_path, tiny_model_dir, capsys, bounds):
+    # a loss far outside [0, 1]: refused without bounds, forecast with inferred ones
+    f = _write(tmp_path, "loss\n" + "".join(f"{2.5 - 0.05 * i}\n" for i in range(1, 21)))
+    args = ["predict", str(f), "--max-epochs", "40", "--model", str(tiny_model_dir), "--direction", "minimize"]
+    assert main(args) == 2 and "bounds" in capsys.readouterr().err
+    assert main(args + ["--bounds", *bounds, "--target", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "loss: 20 observed epochs" in out and "P(value at epoch 40 below 1.5)" in out
+
+
+@pytest.mark.parametrize("bounds, match", [(["1", "1"], "low < high"), (["0", "x"], "'x'"), (["inf", "1"], "finite")])
+def test__predict__bad_bounds_exit_2_naming_the_value(tmp_path, tiny_model_dir, capsys, bounds, match):
+    f = _write(tmp_path, "\n".join(str(0.3 + 0.01 * i) for i in range(10)))
+    args = ["predict", str(f), "--max-epochs", "30", "--model", str(tiny_model_dir), "--bounds", *bounds]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+def test__predict__bounds_before_the_file_keep_the_file(tmp_path, tiny_model_dir, capsys):
+    f = _write(tmp_path, "\n".join(str(30 + i) for i in range(10)))
+    args = ["predict", "--bounds", "0", "100", str(f), "--max-epochs", "30", "--model", str(tiny_model_dir)]
+    assert main(args) == 0 and "10 observed epochs" in capsys.readouterr().out
+
+
 def test__train__cli_trains_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--out-dir", str(out), "--steps", "4", "--batch-size", "8", "--num-bins", "20",

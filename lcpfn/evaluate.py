@@ -898,6 +898,64 @@ def summarize(results: Sequence[CurveResult], *, first_n: int | None = None) -> 
     return out
 
 
+@dataclass(frozen=True)
+class HeadToHead:
+    """Forecaster ``a`` against ``b`` on the curves and cutoffs both scored (paired)."""
+
+    a: str
+    b: str
+    dataset: str
+    cutoff: float
+    n_curves: int
+    ll_diff: float  # mean over curves of LL(a) - LL(b)
+    ll_diff_se: float  # standard error of that mean (paired)
+    a_wins: float  # fraction of curves where a's LL is higher
+    speedup: float  # mean seconds per curve of b / of a, on these curves
+    cpu_speedup: float  # the same for CPU seconds
+
+
+def head_to_head(results: Sequence[CurveResult], a: str, b: str) -> list[HeadToHead]:
+    """Paired comparison of forecasters ``a`` and ``b`` per (dataset, cutoff).
+
+    Only (curve, cutoff) pairs that both scored (neither rejected) count, so the LL difference
+    and the speed ratio are measured on exactly the same forecasting problems.
+    """
+    by_key: dict[tuple[str, str, float], dict[str, CurveResult]] = {}
+    for r in results:
+        if r.forecaster in (a, b) and r.error is None:
+            by_key.setdefault((r.dataset, r.curve, r.cutoff), {})[r.forecaster] = r
+    groups: dict[tuple[str, float], list[tuple[CurveResult, CurveResult]]] = {}
+    for (ds, _, frac), pair in by_key.items():
+        if a in pair and b in pair:
+            groups.setdefault((ds, frac), []).append((pair[a], pair[b]))
+    out = []
+    for (ds, frac), pairs in groups.items():
+        diff = np.array([ra.ll - rb.ll for ra, rb in pairs])
+        mean, se = mean_and_se(diff)
+        sec_a, sec_b = (float(np.mean([p[k].seconds for p in pairs])) for k in (0, 1))
+        cpu_a, cpu_b = (float(np.mean([p[k].cpu_seconds for p in pairs])) for k in (0, 1))
+        out.append(HeadToHead(
+            a=a, b=b, dataset=ds, cutoff=frac, n_curves=len(pairs), ll_diff=mean, ll_diff_se=se,
+            a_wins=float(np.mean(diff > 0)), speedup=sec_b / sec_a if sec_a > 0 else math.nan,
+            cpu_speedup=cpu_b / cpu_a if cpu_a > 0 else math.nan,
+        ))  # fmt: skip
+    return sorted(out, key=lambda h: (h.dataset, h.cutoff))
+
+
+def format_head_to_head(rows: Sequence[HeadToHead]) -> str:
+    """Markdown table of :func:`head_to_head` rows."""
+    lines = [
+        "| A | B | dataset | cutoff | curves | LL(A) − LL(B) ± s.e. | A better on | speed-up of A (wall) | (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for h in rows:
+        lines.append(
+            f"| {h.a} | {h.b} | {h.dataset} | {h.cutoff:.0%} | {h.n_curves} | {h.ll_diff:+.3f} ± {h.ll_diff_se:.3f} | "
+            f"{h.a_wins:.0%} | {h.speedup:,.0f}× | {h.cpu_speedup:,.0f}× |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def describe_machine(threads: int | None = None) -> str:
     """CPU model, cores, torch version and threads, for the report."""
     import torch
@@ -1142,6 +1200,12 @@ def write_report(
     smallest = min(seen.values()) if seen else None
     paired = summarize(results, first_n=smallest) if seen and smallest < max(seen.values()) else None
     md = format_markdown(summary, datasets=datasets, paper=paper, machine=machine, paired=paired, paired_n=smallest)
+    names = list(dict.fromkeys(r.forecaster for r in results))
+    h2h = [h for other in names[1:] for h in head_to_head(results, names[0], other)]
+    if h2h:
+        md += (f"\n### Head to head: {names[0]} against each other forecaster, on the same curves and cutoffs\n\n"
+               "Paired over the (curve, cutoff) problems both scored; speed-up = seconds per curve of B / of A.\n\n"
+               + format_head_to_head(h2h))
     if command:
         md = f"Command: `{command}`\n\n" + md
     written = []

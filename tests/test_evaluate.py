@@ -468,3 +468,20 @@ def test__cli__bad_input_exits_2_with_a_message(extra, match, tmp_path, capsys):
     assert main(["evaluate", "-f", "last", "--n-curves", "2", "--out", str(tmp_path), "--no-progress", *extra]) == 2
     err = capsys.readouterr().err
     assert "lcpfn evaluate: error:" in err and match in err
+
+
+def test__head_to_head__pairs_the_same_problems_and_skips_rejections():
+    from lcpfn.evaluate import CurveResult, format_head_to_head, head_to_head
+
+    def r(fc, curve, ll, sec, error=None):
+        return CurveResult(forecaster=fc, dataset="d", split="all", curve=curve, index=int(curve), cutoff=0.1,
+                           observed=10, length=100, ll=ll, mse=0.0, coverage=1.0, seconds=sec, cpu_seconds=sec,
+                           error=error)
+
+    results = [r("a", "0", 2.0, 0.01), r("a", "1", 1.0, 0.01), r("a", "2", 5.0, 0.01), r("a", "3", 0.0, 0.01),
+               r("b", "0", 1.5, 20.0), r("b", "1", 1.5, 40.0), r("b", "2", math.nan, 1.0, error="refused")]
+    (h,) = head_to_head(results, "a", "b")
+    # pairs: curves 0 and 1 (2 is rejected by b, 3 not run by b): diffs +0.5 and -0.5
+    assert h.n_curves == 2 and h.ll_diff == pytest.approx(0.0) and h.ll_diff_se == pytest.approx(0.5)
+    assert h.a_wins == 0.5 and h.speedup == pytest.approx(3000.0) and h.cpu_speedup == pytest.approx(3000.0)
+    assert "| a | b | d | 10% | 2 | +0.000 ± 0.500 | 50% | 3,000× | 3,000× |" in format_head_to_head([h])

@@ -41,6 +41,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif f.name == "threads":
             p.add_argument(flag, type=int, default=None, help="torch CPU threads")
+        elif f.name == "init_from":
+            p.add_argument(flag, default=None, metavar="DIR",
+                           help="start from this checkpoint's weights and bin borders (same architecture; "
+                           "fresh optimizer and schedule)")
         else:
             p.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
     p.set_defaults(func=_run_train)

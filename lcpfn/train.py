@@ -34,15 +34,20 @@ log = logging.getLogger(__name__)
 _RUN_DEFINING = (
     "prior", "seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "head_hidden",
     "value_hidden", "steps", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2", "grad_clip", "seed",
-    "border_curves",
+    "border_curves", "init_from",
 )
 # Run-defining fields added after runs already existed, with the value those runs used.
-_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0}
+_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0, "init_from": None}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training run. Model fields mirror :class:`~lcpfn.model.ModelConfig`."""
+    """A training run. Model fields mirror :class:`~lcpfn.model.ModelConfig`.
+
+    ``init_from``: a checkpoint directory whose weights and bin borders start this run (a second
+    training stage, or fine-tuning on another prior); its architecture must match these fields.
+    The optimizer and learning-rate schedule start fresh.
+    """
 
     out_dir: str
     prior: str = "reference"
@@ -65,6 +70,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     border_curves: int = 20_000
+    init_from: str | None = None
     device: str = "auto"
     precision: Literal["auto", "float32", "bf16"] = "auto"
     compile: bool = False
@@ -122,6 +128,22 @@ def _resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} was asked for, but CUDA is not available")
     return device
+
+
+def _warm_start(config: TrainConfig, model_cfg: ModelConfig, device: torch.device) -> tuple[PFN, BarDistribution]:
+    """The weights and bin borders of the checkpoint ``config.init_from``, checked against ``model_cfg``."""
+    src = Path(config.init_from)
+    try:
+        model, bar, _ = ckpt.load_model(src, device=device)
+    except CheckpointError as exc:
+        raise InputError(f"init_from: {exc}") from None
+    if model.config != model_cfg:
+        diff = ", ".join(
+            f"{f.name}={getattr(model_cfg, f.name)!r} (checkpoint has {getattr(model.config, f.name)!r})"
+            for f in fields(ModelConfig) if getattr(model_cfg, f.name) != getattr(model.config, f.name)
+        )
+        raise InputError(f"init_from {str(src)!r} has another architecture: {diff}")
+    return model, bar
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -212,6 +234,11 @@ def train(
         step, curves_seen, wall = meta["step"], meta["curves_seen"], meta["wall_time_s"]
         loss_ema = meta.get("loss_ema", float("nan"))
         log.info("resuming %s at step %d", out, step)
+    elif config.init_from is not None:
+        # Warm start: another run's weights and bin borders, a fresh optimizer and schedule.
+        model, bar = _warm_start(config, model_cfg, device)
+        model.train()
+        state, meta = None, None
     else:
         # Bin borders from prior samples with their own seed, identical on every rank.
         border_gen = torch.Generator(device=device).manual_seed(config.seed + 7919)

@@ -87,13 +87,18 @@ def test__predict__bounds_before_the_file_keep_the_file(tmp_path, tiny_model_dir
 
 
 def test__train__cli_trains_and_resumes(tmp_path):
+    def args(out):
+        return ["train", "--out-dir", str(out), "--steps", "4", "--batch-size", "8", "--num-bins", "20",
+                "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32", "--border-curves", "500",
+                "--no-progress"]
+
     out = tmp_path / "run"
-    args = ["train", "--out-dir", str(out), "--steps", "4", "--batch-size", "8", "--num-bins", "20",
-            "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-ff", "32", "--border-curves", "500",
-            "--no-progress"]
-    assert main(args) == 0
-    assert main(args) == 2  # refuses to overwrite
-    assert main(args + ["--resume"]) == 0  # finished run: resume is a no-op that succeeds
+    assert main(args(out)) == 0
+    assert main(args(out)) == 2  # refuses to overwrite
+    assert main(args(out) + ["--resume"]) == 0  # finished run: resume is a no-op that succeeds
+    # a second stage on another prior, warm-started from the first
+    assert main(args(tmp_path / "stage2") + ["--init-from", str(out), "--prior", "extended"]) == 0
+    assert main(args(tmp_path / "stage3") + ["--init-from", str(tmp_path / "missing")]) == 2
 
 
 def test__console_script__help_runs():

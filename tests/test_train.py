@@ -97,6 +97,23 @@ def test__checkpoint__written_before_mlp_options_still_loads(tmp_path):
     assert train(tiny_config(tmp_path, steps=4), resume=True, progress=False).finished
 
 
+def test__train__init_from_starts_from_another_runs_weights_and_borders(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(tiny_config(first, steps=3), progress=False)
+    start = train(tiny_config(second, steps=5, init_from=str(first), prior="extended"), stop_at_step=0,
+                  progress=False)
+    assert start.step == 0
+    a, b = _weights(first), _weights(second)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert train(tiny_config(second, steps=5, init_from=str(first), prior="extended"), resume=True,
+                 progress=False).finished
+    with pytest.raises(InputError, match=r"d_model=16 \(checkpoint has 32\)"):
+        train(tiny_config(tmp_path / "third", d_model=16, init_from=str(first)), progress=False)
+    with pytest.raises(InputError, match="init_from: .* does not exist"):
+        train(tiny_config(tmp_path / "fourth", init_from=str(tmp_path / "missing")), progress=False)
+
+
 def test__train__refuses_to_overwrite_without_resume(tmp_path):
     train(tiny_config(tmp_path, steps=2), progress=False)
     with pytest.raises(InputError, match="resume"):

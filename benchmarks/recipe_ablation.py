@@ -36,6 +36,8 @@ RECIPES: dict[str, tuple[dict[str, object], str]] = {
     "wd0.01": ({"weight-decay": 0.01}, "AdamW weight decay 0.01"),
     "deep4": ({"n-layers": 4}, "4 layers"),
     "wide192": ({"d-model": 192, "d-ff": 768}, "width 192 (d_ff 768)"),
+    "h512-lr3e-3": ({"head-hidden": 512, "lr": 3e-3}, "MLP head 512 + lr 3e-3"),
+    "h512-lr3e-3-b50": ({"head-hidden": 512, "lr": 3e-3, "batch-size": 50}, "MLP head 512 + lr 3e-3 + batch 50"),
 }
 CUTOFFS = ("0.1", "0.2", "0.4", "0.8")
 

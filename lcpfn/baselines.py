@@ -20,7 +20,7 @@ import torch
 
 from lcpfn.errors import InputError, require
 from lcpfn.forecast import Forecast, ValueTransform
-from lcpfn.validation import prepare_unit_curves
+from lcpfn.validation import BoundsArg, prepare_unit_curves
 
 __all__ = ["GaussianForecast", "LastValuePredictor", "Pow3FitPredictor"]
 
@@ -126,7 +126,7 @@ class _GaussianPredictor:
         *,
         max_epochs: int,
         direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
+        bounds: BoundsArg = None,
     ) -> GaussianForecast:
         """Forecast epochs ``T+1 .. max_epochs`` of ``curves`` (1-D ``(T,)`` or 2-D ``(n, T)``)."""
         arr, squeeze, direction, transform = prepare_unit_curves(

@@ -50,7 +50,7 @@ import numpy as np
 
 from lcpfn.errors import InputError, require
 from lcpfn.forecast import Forecast, ValueTransform
-from lcpfn.validation import prepare_unit_curves
+from lcpfn.validation import BoundsArg, prepare_unit_curves
 
 __all__ = ["MCMCPredictor", "MixtureForecast", "MCMCDiagnostics"]
 
@@ -369,7 +369,7 @@ class MCMCPredictor:
         *,
         max_epochs: int,
         direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
+        bounds: BoundsArg = None,
     ) -> MixtureForecast:
         """Forecast epochs ``T+1 .. max_epochs`` of each curve (validation as ``LCPFN.predict``).
 

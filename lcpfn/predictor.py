@@ -15,7 +15,7 @@ from lcpfn.checkpoint import load_model
 from lcpfn.errors import InputError, UnknownModelError
 from lcpfn.forecast import Forecast
 from lcpfn.model import PFN
-from lcpfn.validation import prepare_unit_curves
+from lcpfn.validation import BoundsArg, prepare_unit_curves
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class LCPFN:
         *,
         max_epochs: int,
         direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
+        bounds: BoundsArg = None,
         batch_size: int = 512,
     ) -> Forecast:
         """Forecast epochs ``T+1 .. max_epochs`` of curves observed for epochs ``1 .. T``.

@@ -59,6 +59,8 @@ def check_direction(direction) -> Direction:
 
 
 Bounds = tuple[float | None, float | None]
+# What every forecaster's ``predict(..., bounds=...)`` accepts (checked by :func:`check_bounds`).
+BoundsArg = Bounds | Literal["infer"] | None
 
 
 def check_bounds(bounds) -> Bounds | None:

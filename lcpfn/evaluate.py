@@ -185,16 +185,29 @@ class EvalDataset:
     def normalised(self, i: int, c: int) -> tuple[np.ndarray, np.ndarray]:
         """Curve ``i`` in the normalised space, split at ``c``: observed ``(c,)``, future ``(L - c,)``."""
         y = self.curves[i]
+        low, high, sign = self.normaliser(i, c)
+        if sign > 0:
+            z = (y - low) / (high - low)
+        else:
+            z = (high - y) / (high - low)
+        return z[:c], z[c:]
+
+    def normaliser(self, i: int, c: int) -> tuple[float, float, float]:
+        """``(low, high, sign)`` of curve ``i``'s map at cutoff ``c``: ``z = sign (y - low) / (high - low)``
+        plus ``0`` (maximize) or ``1`` (minimize), i.e. :meth:`normalised` as an affine map."""
+        y = self.curves[i]
         low, high = float(self.low[i]), float(self.high[i])
         if math.isnan(high):  # a loss: bounded below by `low`, above by the worst value seen so far
             high = float(np.max(y[:c]))
             if not high > low:
                 high = low + 1.0  # a flat-at-zero prefix: any positive scale will do
-        if self.maximize[i]:
-            z = (y - low) / (high - low)
-        else:
-            z = (high - y) / (high - low)
-        return z[:c], z[c:]
+        return low, high, (1.0 if self.maximize[i] else -1.0)
+
+    def raw_bounds(self, i: int) -> tuple[float, float | None]:
+        """The bounds a user would pass for curve ``i`` in raw mode: the metric's range, or
+        ``(low, None)`` for a loss (only its lower bound is known)."""
+        high = float(self.high[i])
+        return float(self.low[i]), (None if math.isnan(high) else high)
 
     def curve_key(self, i: int) -> str:
         """Hash of curve ``i``'s values and normalisation: the cache key part for the curve."""
@@ -675,8 +688,17 @@ def evaluate(
     cache: str | Path | None = None,
     plot_curves: int = 4,
     progress: bool = False,
+    inputs: Literal["normalised", "raw"] = "normalised",
 ) -> list[CurveResult]:
     """Score every forecaster on every curve of every dataset at every cutoff.
+
+    ``inputs="normalised"`` (the paper's protocol) gives each forecaster the prefix in the
+    normalised space. ``inputs="raw"`` gives it the prefix in the curve's own units, with its
+    direction and what is known of its range (:meth:`EvalDataset.raw_bounds`: a loss gets
+    ``(0, None)``), exactly as a user calls ``predict``; the forecaster maps it with its own
+    normalisation and the scores are taken back into the same normalised units through the
+    exact affine Jacobian (LL ``+ log(high - low)``, MSE ``/ (high - low)^2``), so the two modes'
+    numbers are comparable and differ only by what the forecaster does with raw input.
 
     Cached results (``cache``, a JSONL path) are reused and new ones appended after every
     ``predict`` call. A curve a forecaster rejects with an :class:`~lcpfn.errors.LCPFNError`
@@ -692,9 +714,13 @@ def evaluate(
     labels = [f.label for f in forecasters]
     if len(set(labels)) != len(labels):
         raise InputError(f"forecaster labels must be unique, but got {labels}; name them like LABEL=pfn:path")
+    if inputs not in ("normalised", "raw"):
+        raise InputError(f"inputs must be 'normalised' or 'raw', but got {inputs!r}")
     store = ResultCache(cache)
     results: list[CurveResult] = []
     for fc in forecasters:
+        if inputs == "raw":  # other numbers: another cache key (normalised keys stay as they were)
+            fc = replace(fc, key=f"{fc.key}|raw")
         work = []  # (dataset, indices, fraction) still to compute
         for ds in datasets:
             sub = ds.head(fc.max_curves)
@@ -717,10 +743,15 @@ def evaluate(
                 for length, idx in sorted(by_length.items()):
                     for start in range(0, len(idx), fc.chunk_size):
                         chunk = idx[start : start + fc.chunk_size]
-                        good, suspect = _screen(sub, chunk, frac)
-                        rows = _run_chunk(fc, sub, keys, good, frac, plot_curves) if good else []
-                        for i in suspect:
-                            rows += _run_chunk(fc, sub, keys, [i], frac, plot_curves)
+                        if inputs == "raw":
+                            rows = []
+                            for group in _raw_groups(sub, chunk):
+                                rows += _run_chunk(fc, sub, keys, group, frac, plot_curves, raw=True)
+                        else:
+                            good, suspect = _screen(sub, chunk, frac)
+                            rows = _run_chunk(fc, sub, keys, good, frac, plot_curves) if good else []
+                            for i in suspect:
+                                rows += _run_chunk(fc, sub, keys, [i], frac, plot_curves)
                         store.add(rows)
                         bar.update(len(chunk))
         for sub, keys, frac, _ in work:
@@ -773,44 +804,76 @@ def _screen(ds: EvalDataset, idx: list[int], frac: float) -> tuple[list[int], li
     return good, suspect
 
 
+def _raw_groups(ds: EvalDataset, idx: list[int]) -> list[list[int]]:
+    """``idx`` split by direction and known bounds: one ``predict`` call per group in raw mode."""
+    groups: dict[tuple[bool, tuple[float, float | None]], list[int]] = {}
+    for i in idx:
+        groups.setdefault((bool(ds.maximize[i]), ds.raw_bounds(i)), []).append(i)
+    return list(groups.values())
+
+
 def _run_chunk(
-    fc: Forecaster, ds: EvalDataset, keys: list[str], idx: list[int], frac: float, plot_curves: int
+    fc: Forecaster, ds: EvalDataset, keys: list[str], idx: list[int], frac: float, plot_curves: int,
+    *, raw: bool = False,
 ) -> list[dict[str, Any]]:
     """Forecast curves ``idx`` (all of one length) at cutoff ``frac``; one cache row per curve.
 
+    ``raw``: feed the curves in their own units with their direction and known bounds (all the
+    same within ``idx``, see :func:`_raw_groups`) and score in the normalised units.
     A chunk the forecaster rejects is split in halves until the rejected curves are isolated,
     so one bad curve costs ``O(log n)`` extra calls, not a call per curve.
     """
     length = len(ds.curves[idx[0]])
     c = cutoff_index(length, frac)
-    pairs = [ds.normalised(i, c) for i in idx]
-    obs = np.stack([p[0] for p in pairs])  # (n, c)
-    fut = np.stack([p[1] for p in pairs])  # (n, L - c)
+    if raw:
+        obs = np.stack([ds.curves[i][:c] for i in idx])
+        fut = np.stack([ds.curves[i][c:] for i in idx])
+        direction = "maximize" if ds.maximize[idx[0]] else "minimize"
+        bounds: Any = ds.raw_bounds(idx[0])
+    else:
+        pairs = [ds.normalised(i, c) for i in idx]
+        obs = np.stack([p[0] for p in pairs])  # (n, c)
+        fut = np.stack([p[1] for p in pairs])  # (n, L - c)
+        direction, bounds = "maximize", None
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        forecast = fc.predictor.predict(obs, max_epochs=length, direction="maximize", bounds=None)
+        forecast = fc.predictor.predict(obs, max_epochs=length, direction=direction, bounds=bounds)
     except LCPFNError as exc:
         if len(idx) > 1:
             half = len(idx) // 2
-            return _run_chunk(fc, ds, keys, idx[:half], frac, plot_curves) + _run_chunk(
-                fc, ds, keys, idx[half:], frac, plot_curves
+            return _run_chunk(fc, ds, keys, idx[:half], frac, plot_curves, raw=raw) + _run_chunk(
+                fc, ds, keys, idx[half:], frac, plot_curves, raw=raw
             )
         log.info("%s rejected curve %s at %d/%d: %s", fc.label, ds.ids[idx[0]], c, length, exc)
         return [_row(fc, keys[idx[0]], c, length, error=str(exc))]
     seconds = (time.perf_counter() - started) / len(idx)
     cpu_seconds = (time.process_time() - cpu_started) / len(idx)
     s = score(forecast, fut, level=LEVEL)
-    bands = None
+    ll, mse = np.asarray(s.log_likelihood, dtype=np.float64), np.asarray(s.squared_error, dtype=np.float64)
+    maps = [ds.normaliser(i, c) for i in idx]  # raw -> normalised: z = sign (y - low) / (high - low) + const
+    if raw:  # densities and errors in normalised units: the exact Jacobian of that affine map
+        width = np.array([hi - lo for lo, hi, _ in maps])
+        ll, mse = ll + np.log(width), mse / width**2
     plotted = [j for j, i in enumerate(idx) if i < plot_curves]
     if plotted:
-        qs = {f"{q:g}": np.atleast_2d(forecast.quantile(q)) for q in QUANTILES}
+        qs = {q: np.atleast_2d(forecast.quantile(q)) for q in QUANTILES}
     rows = []
     for j, i in enumerate(idx):
-        bands = {k: [round(float(v), 6) for v in q[j]] for k, q in qs.items()} if j in plotted else None
+        bands = None
+        if j in plotted:
+            bands = {}
+            for q in QUANTILES:
+                if raw:  # the q-quantile of z is the map of y's q- (maximize) or (1-q)-quantile
+                    lo, hi, sign = maps[j]
+                    yq = qs[q][j] if sign > 0 else qs[round(1.0 - q, 6)][j]
+                    zq = (yq - lo) / (hi - lo) if sign > 0 else (hi - yq) / (hi - lo)
+                else:
+                    zq = qs[q][j]
+                bands[f"{q:g}"] = [round(float(v), 6) for v in zq]
         rows.append(
             _row(
                 fc, keys[i], c, length,
-                ll=float(s.log_likelihood[j]), mse=float(s.squared_error[j]), coverage=float(s.coverage[j]),
+                ll=float(ll[j]), mse=float(mse[j]), coverage=float(s.coverage[j]),
                 seconds=seconds, cpu_seconds=cpu_seconds, bands=bands,
             )
         )  # fmt: skip
@@ -1275,6 +1338,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                    help=f"real sources (default: {' '.join(DEFAULT_SOURCES)}; 'all' for every one)")
     p.add_argument("--split", choices=["dev", "holdout", "all"], default="dev",
                    help="real-curve split by config hash; tune only on dev (default: dev)")
+    p.add_argument("--inputs", choices=["normalised", "raw"], default="normalised",
+                   help="normalised: forecasters see prefixes in the normalised space (the paper's protocol); "
+                        "raw: in their own units with direction and known bounds (a loss: 0 and none), as a user "
+                        "calls predict; scores are in normalised units either way (default: normalised)")
     p.add_argument("--cutoffs", type=float, nargs="+", default=list(CUTOFFS), help="fractions observed")
     p.add_argument("--out", default="evaluation", help="output directory (tables, plots, cache)")
     p.add_argument("--fresh", action="store_true", help="ignore and replace the cache in --out")
@@ -1321,7 +1388,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.fresh and cache.exists():
         cache.unlink()
     results = evaluate(
-        forecasters, datasets, cutoffs=cutoffs, cache=cache, plot_curves=args.plot_curves,
+        forecasters, datasets, cutoffs=cutoffs, cache=cache, plot_curves=args.plot_curves, inputs=args.inputs,
         progress=not args.no_progress and sys.stderr.isatty(),
     )  # fmt: skip
     machine = describe_machine(args.threads)
@@ -1349,6 +1416,8 @@ def _command_line(args: argparse.Namespace) -> str:
         if args.sources:
             parts += ["--sources", *args.sources]
         parts += ["--split", args.split]
+    if args.inputs != "normalised":
+        parts += ["--inputs", args.inputs]
     if list(args.cutoffs) != list(CUTOFFS):
         parts += ["--cutoffs", *(f"{c:g}" for c in args.cutoffs)]
     parts += ["--threads", str(args.threads)]

@@ -17,6 +17,7 @@ from lcpfn.errors import LCPFNError
 from lcpfn.cli import main
 from lcpfn.evaluate import (
     CUTOFFS,
+    ResultCache,
     EvalDataset,
     build_forecaster,
     cutoff_index,
@@ -348,6 +349,48 @@ def test__evaluate__matches_calling_the_api_with_bounds_and_direction(tiny, data
             assert r.ll == pytest.approx(ll_api + math.log(bounds[1] - bounds[0]), abs=1e-4)
 
 
+def test__evaluate__raw_inputs_are_what_a_user_passes_scored_in_normalised_units(tiny, data_dir):
+    acc, loss = real_datasets(data_dir, sources=["accsrc", "losssrc"], split="all")
+    fc = forecaster_from_predictor("tiny", tiny, key="t")
+    for ds, direction in ((acc.head(4), "maximize"), (loss.head(4), "minimize")):
+        res = evaluate([fc], [ds], cutoffs=[0.2, 0.8], inputs="raw", plot_curves=2)
+        assert len(res) == 8 and all(r.error is None for r in res)
+        for r in res:
+            y, c = ds.curves[r.index], r.observed
+            bounds = ds.raw_bounds(r.index)
+            assert bounds == ((0.0, 100.0) if direction == "maximize" else (0.0, None))
+            api = tiny.predict(y[:c], max_epochs=len(y), direction=direction, bounds=bounds)
+            low, high, _ = ds.normaliser(r.index, c)
+            width = high - low
+            assert r.ll == pytest.approx(float(np.mean(api.log_prob(y[c:]))) + math.log(width), abs=1e-4)
+            assert r.mse == pytest.approx(float(np.mean((api.median() - y[c:]) ** 2)) / width**2, rel=1e-4)
+            if r.bands is not None:  # normalised, increasing in the quantile level for either direction
+                lo_z, med_z, hi_z = (np.array(r.bands[k]) for k in ("0.05", "0.5", "0.95"))
+                assert np.all(lo_z <= med_z + 1e-9) and np.all(med_z <= hi_z + 1e-9)
+                z_fut = ds.normalised(r.index, c)[1]
+                inside = np.mean((z_fut >= lo_z - 1e-6) & (z_fut <= hi_z + 1e-6))
+                assert inside == pytest.approx(r.coverage, abs=1e-9)
+    # with both bounds known the forecaster sees the same curve either way: identical numbers
+    norm = evaluate([fc], [acc.head(4)], cutoffs=[0.2, 0.8])
+    raw = evaluate([fc], [acc.head(4)], cutoffs=[0.2, 0.8], inputs="raw")
+    for a, b in zip(norm, raw):
+        assert a.ll == pytest.approx(b.ll, abs=1e-4) and a.mse == pytest.approx(b.mse, rel=1e-4)
+    with pytest.raises(InputError, match="inputs must be"):
+        evaluate([fc], [acc.head(1)], inputs="units")
+
+
+def test__evaluate__raw_and_normalised_results_are_cached_apart(tiny, data_dir, tmp_path):
+    (loss,) = real_datasets(data_dir, sources=["losssrc"], split="all")
+    fc = forecaster_from_predictor("tiny", tiny, key="t")
+    cache = tmp_path / "cache.jsonl"
+    norm = evaluate([fc], [loss.head(3)], cutoffs=[0.2], cache=cache)
+    raw = evaluate([fc], [loss.head(3)], cutoffs=[0.2], cache=cache, inputs="raw")
+    assert len(ResultCache(cache)) == 6
+    assert [r.ll for r in norm] != [r.ll for r in raw]  # a loss is mapped differently by the model
+    again = evaluate([fc], [loss.head(3)], cutoffs=[0.2], cache=cache, inputs="raw")
+    assert [r.ll for r in again] == [r.ll for r in raw]
+
+
 def test__evaluate__longer_and_shorter_curves_than_the_native_length(tiny):
     rng = np.random.default_rng(0)
     curves = [np.clip(0.3 + 0.4 * (1 - np.exp(-np.arange(1, n + 1) / 20)) + rng.normal(0, 0.01, n), 0, 1)
@@ -456,6 +499,8 @@ def test__cli__real_data_run(tiny_model_dir, data_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| accsrc | holdout |" in printed and "| losssrc | holdout |" in printed
     assert "paper P1" not in printed  # the paper's rows are prior-curve numbers
+    assert main(argv + ["--inputs", "raw"]) == 0
+    assert "--inputs raw" in capsys.readouterr().out  # the report's command says how inputs were fed
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,8 @@ class EvalDataset:
 
     Attributes:
         name: shown in tables, e.g. ``"prior(seed=0)"`` or ``"lcbench_surrogate"``.
-        kind: ``"prior"`` (curves of the reference prior: the paper's Table 3 applies) or ``"real"``.
+        kind: ``"prior"`` (curves of the reference prior: the paper's Table 3 applies), ``"synthetic"``
+            (curves of another prior, e.g. the extended one) or ``"real"``.
         curves: ``n`` raw curves, each a float64 ``(L_i,)`` array (lengths may differ).
         ids: ``n`` unique curve names.
         maximize: ``(n,)`` bool, whether higher is better.
@@ -140,7 +141,7 @@ class EvalDataset:
     """
 
     name: str
-    kind: Literal["prior", "real"]
+    kind: Literal["prior", "synthetic", "real"]
     curves: tuple[np.ndarray, ...]
     ids: tuple[str, ...]
     maximize: np.ndarray
@@ -217,29 +218,38 @@ class EvalDataset:
         return h.hexdigest()[:20]
 
 
-def prior_dataset(n_curves: int = 1000, *, seed: int = 0, seq_len: int = 100) -> EvalDataset:
-    """``n_curves`` noisy curves of :class:`lcpfn.priors.ReferencePrior`, drawn with ``seed``."""
+def prior_dataset(n_curves: int = 1000, *, seed: int = 0, seq_len: int = 100, prior: str = "reference") -> EvalDataset:
+    """``n_curves`` noisy curves of a registered prior (default :class:`lcpfn.priors.ReferencePrior`),
+    drawn with ``seed``. Reference curves are the paper's Table 3 setting (``kind="prior"``);
+    another prior's are ``kind="synthetic"`` (scored in the same model space, without the paper's rows)."""
     import torch
 
-    from lcpfn.priors import ReferencePrior
+    from lcpfn.priors import get_prior
 
     _check_positive_int(n_curves, "n_curves")
+    try:
+        sampler = get_prior(prior)
+    except (KeyError, ValueError) as exc:
+        raise InputError(str(exc)) from None
     g = torch.Generator().manual_seed(int(seed))
-    batch = ReferencePrior().sample(int(n_curves), seq_len=int(seq_len), generator=g)
+    batch = sampler.sample(int(n_curves), seq_len=int(seq_len), generator=g)
     values = batch.values.double().numpy()
+    cls = type(sampler).__name__
+    reference = prior == "reference"
     return _unit_dataset(
         values,
-        name=f"prior(seed={seed})",
-        prefix="prior",
-        notes=f"{n_curves} noisy curves of lcpfn.priors.ReferencePrior, torch.Generator seed {seed}, {seq_len} epochs",
+        name=f"prior(seed={seed})" if reference else f"{prior} prior(seed={seed})",
+        prefix="prior" if reference else prior,
+        notes=f"{n_curves} noisy curves of lcpfn.priors.{cls}, torch.Generator seed {seed}, {seq_len} epochs",
+        kind="prior" if reference else "synthetic",
     )
 
 
-def _unit_dataset(values: np.ndarray, *, name: str, prefix: str, notes: str) -> EvalDataset:
+def _unit_dataset(values: np.ndarray, *, name: str, prefix: str, notes: str, kind: str = "prior") -> EvalDataset:
     n = values.shape[0]
     return EvalDataset(
         name=name,
-        kind="prior",
+        kind=kind,  # type: ignore[arg-type]
         curves=tuple(np.array(v, dtype=np.float64) for v in values),
         ids=tuple(f"{prefix}-{i}" for i in range(n)),
         maximize=np.ones(n, dtype=bool),
@@ -1333,6 +1343,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-curves", type=int, default=None,
                    help="curves per dataset (default: 1000 sampled prior curves; all curves of a file or source)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled prior curves (default: 0)")
+    p.add_argument("--prior", default="reference",
+                   help="prior the sampled curves come from: reference (the paper's Table 3) or extended (default: reference)")
     p.add_argument("--data-dir", default=None, help="real-curve directory (default: ../shared/data if it exists)")
     p.add_argument("--sources", nargs="+", default=None,
                    help=f"real sources (default: {' '.join(DEFAULT_SOURCES)}; 'all' for every one)")
@@ -1373,7 +1385,7 @@ def run_cli(args: argparse.Namespace) -> int:
         if args.curves:
             datasets.append(npz_dataset(args.curves, n_curves=args.n_curves))
         else:
-            datasets.append(prior_dataset(args.n_curves or 1000, seed=args.seed))
+            datasets.append(prior_dataset(args.n_curves or 1000, seed=args.seed, prior=args.prior))
     elif args.curves:
         raise InputError("--curves gives prior curves: use it with --dataset prior")
     if "real" in args.dataset:
@@ -1410,6 +1422,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--n-curves", str(args.n_curves)]
     if "prior" in args.dataset and not args.curves:
         parts += ["--seed", str(args.seed)]
+        if args.prior != "reference":
+            parts += ["--prior", args.prior]
     if "real" in args.dataset:
         if args.data_dir:
             parts += ["--data-dir", str(args.data_dir)]

@@ -235,6 +235,15 @@ def test__prior_dataset__is_reproducible_and_in_unit_space():
     np.testing.assert_array_equal(np.r_[obs, fut], a.curves[0])  # prior curves are used as they are
 
 
+def test__prior_dataset__other_priors_are_synthetic_and_unknown_names_fail():
+    ext = prior_dataset(20, seed=3, prior="extended")
+    assert ext.kind == "synthetic" and ext.name == "extended prior(seed=3)" and len(ext) == 20
+    assert prior_dataset(20, seed=3).kind == "prior"
+    assert not np.allclose(np.stack(ext.curves), np.stack(prior_dataset(20, seed=3).curves))
+    with pytest.raises(InputError, match="unknown prior 'nope'"):
+        prior_dataset(5, prior="nope")
+
+
 def test__npz_dataset__reads_the_reference_sampler_fixture():
     ds = npz_dataset(FIXTURE, n_curves=7)
     want = np.load(FIXTURE)["noisy"][:7].astype(np.float64)

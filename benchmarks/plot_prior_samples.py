@@ -33,6 +33,7 @@ TITLES = {
     "overfit": "overfitting (decline after a peak)",
     "collapse": "collapse / divergence",
     "flat": "near-constant",
+    "low_noise": "low noise (std 4.5e-5 .. 6.7e-3)",
     "heteroscedastic": "heteroscedastic noise",
     "ar1": "AR(1)-correlated noise",
     "outliers": "outliers",

@@ -9,6 +9,8 @@ frequencies within ``Z = 4.5`` binomial standard errors, two-sample KS tests at 
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -176,8 +178,25 @@ def test__reference_curves__are_exactly_the_reference_prior_draw():
     keep = info["reference"]
     for field in ("values", "noiseless", "noise_std"):
         assert torch.equal(getattr(ours, field)[keep], getattr(ref, field)[keep]), field
-    # every other curve is built on the same reference base with the same noise level
-    assert torch.equal(ours.noise_std, ref.noise_std)
+    # every other curve is built on the same reference base with the same noise level, unless
+    # its low-noise component replaced that level
+    same = ~info["low_noise"]
+    assert torch.equal(ours.noise_std[same], ref.noise_std[same])
+    assert not info["low_noise"][keep].any()
+
+
+def test__low_noise__draws_log_sigma_uniformly_in_its_range_and_only_changes_the_noise():
+    prior = ExtendedPrior(p_reference=0.0, **{**OFF, "p_low_noise": 1.0}, low_noise_log_sigma_range=(-10.0, -5.0))
+    ours, info = _draw(prior)
+    plain, _ = _draw(ExtendedPrior(p_reference=0.0, **OFF))
+    assert info["low_noise"].all()
+    log_sigma = ours.noise_std.log()
+    assert torch.allclose(log_sigma, info["low_noise.sigma"].log())
+    assert log_sigma.min() >= -10.0 - 1e-5 and log_sigma.max() <= -5.0 + 1e-5
+    assert abs(log_sigma.mean().item() + 7.5) < 0.1 and abs(log_sigma.std().item() - 5 / math.sqrt(12)) < 0.1
+    assert torch.equal(ours.noiseless, plain.noiseless)  # same shapes, only a smaller noise
+    resid = (ours.values - ours.noiseless) / ours.noise_std[:, None]
+    assert abs(resid.std().item() - 1.0) < 0.02
 
 
 def test__p_reference_one__gives_the_reference_prior_exactly():

@@ -138,15 +138,15 @@ class ExtendedPrior:
     """
 
     p_reference: float = 0.25  # the curve is exactly a reference-prior curve
-    p_slow_start: float = 0.2
-    p_step: float = 0.15
-    p_overfit: float = 0.2
-    p_collapse: float = 0.05
+    p_slow_start: float = 0.15
+    p_step: float = 0.05
+    p_overfit: float = 0.1
+    p_collapse: float = 0.02
     p_flat: float = 0.1
     p_low_noise: float = 0.5
     p_heteroscedastic: float = 0.3
     p_ar1: float = 0.3
-    p_outliers: float = 0.1
+    p_outliers: float = 0.05
     p_quantize: float = 0.15
 
     slow_start_position_range: Range = (0.03, 0.4)  # log-uniform: progress of the inflection

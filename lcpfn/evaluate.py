@@ -18,6 +18,10 @@ Everything is scored in the **normalised** space the paper reports in: increasin
   lower bound ``0`` of a loss and the largest loss observed so far, so nothing after the cutoff
   leaks into the normalisation.
 
+With ``inputs="raw"`` (``--inputs raw``) forecasters get the prefix in the curve's own units with its
+direction and known bounds (a loss: ``(0, None)``) and map it themselves, as for a user; the scores
+are taken into the same normalised units through the exact Jacobian of the map above.
+
 Forecasters are named by spec strings (:func:`build_forecaster`): ``pfn:NAME_OR_DIR``, ``mcmc``,
 ``last``, ``pow3``, with constructor options after a colon (``mcmc:draws=200,chains=2``), an
 optional label (``P1=pfn:path/to/ckpt``) and an optional curve cap (``mcmc@5``: the first 5 curves

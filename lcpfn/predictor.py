@@ -19,8 +19,9 @@ from lcpfn.validation import BoundsArg, prepare_unit_curves
 
 log = logging.getLogger(__name__)
 
-# Shipped model names -> directory under lcpfn.models. "default" is what from_pretrained() loads.
-_ALIASES = {"default": "reference"}
+# Shipped model names -> directory under lcpfn.models ("default" is what from_pretrained() loads;
+# every shipped model is its own directory today, so no name is an alias).
+_ALIASES: dict[str, str] = {}
 
 
 def shipped_models() -> list[str]:

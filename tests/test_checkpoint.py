@@ -92,6 +92,10 @@ def test__shipped_models__have_weights_config_and_card():
     import importlib.resources
 
     root = importlib.resources.files("lcpfn.models")
-    for name in ("reference",):
+    for name in ("default", "reference"):
         for f in (ckpt.WEIGHTS_FILE, ckpt.CONFIG_FILE, "README.md"):
             assert (root / name / f).is_file(), f"{name}/{f}"
+    # the default model is trained on the extended prior, the reference model on the paper's
+    for name, prior in (("default", "extended"), ("reference", "reference")):
+        config = json.loads((root / name / ckpt.CONFIG_FILE).read_text())
+        assert config["prior"]["name"] == prior and config["final"] is True

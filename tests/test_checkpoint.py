@@ -1,6 +1,8 @@
 import json
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,3 +101,13 @@ def test__shipped_models__have_weights_config_and_card():
     for name, prior in (("default", "extended"), ("reference", "reference")):
         config = json.loads((root / name / ckpt.CONFIG_FILE).read_text())
         assert config["prior"]["name"] == prior and config["final"] is True
+    # the default model's outer bins have short tails (borders -0.5 / 1.5, not the extreme prior
+    # samples), so the ~1 % of mass it gives to a collapse cannot drag the mean far away
+    _, bar, _ = ckpt.load_model(root / "default")
+    assert bar.borders[0].item() == -0.5 and bar.borders[-1].item() == 1.5
+    # examples/curve.csv's first 20 epochs: with the extreme borders the mean fell below the 25 %
+    # quantile at 70 % of the future epochs (by up to 0.027)
+    example = Path(__file__).resolve().parents[1] / "examples" / "curve.csv"
+    curve = np.loadtxt(example, delimiter=",", skiprows=1)[:20, 1]
+    fc = LCPFN.from_pretrained("default").predict(curve, max_epochs=100)
+    assert np.all(fc.mean() > fc.quantile(0.25)) and np.all(fc.mean() < fc.quantile(0.95))

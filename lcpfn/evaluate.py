@@ -864,7 +864,8 @@ def _run_chunk(
     cpu_seconds = (time.process_time() - cpu_started) / len(idx)
     s = score(forecast, fut, level=LEVEL)
     ll, mse = np.asarray(s.log_likelihood, dtype=np.float64), np.asarray(s.squared_error, dtype=np.float64)
-    maps = [ds.normaliser(i, c) for i in idx]  # raw -> normalised: z = sign (y - low) / (high - low) + const
+    # raw -> normalised: z = sign (y - low) / (high - low) + const, per curve
+    maps = [ds.normaliser(i, c) for i in idx] if raw else []
     if raw:  # densities and errors in normalised units: the exact Jacobian of that affine map
         width = np.array([hi - lo for lo, hi, _ in maps])
         ll, mse = ll + np.log(width), mse / width**2

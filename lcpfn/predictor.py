@@ -19,24 +19,17 @@ from lcpfn.validation import BoundsArg, prepare_unit_curves
 
 log = logging.getLogger(__name__)
 
-# Shipped model names -> directory under lcpfn.models ("default" is what from_pretrained() loads;
-# every shipped model is its own directory today, so no name is an alias).
-_ALIASES: dict[str, str] = {}
-
-
 def shipped_models() -> list[str]:
     """Names accepted by :meth:`LCPFN.from_pretrained` besides directories."""
     root = importlib.resources.files("lcpfn.models")
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file())
-    return sorted(set(names) | {a for a, target in _ALIASES.items() if target in names})
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file())
 
 
 def _resolve(name_or_path: str | Path) -> tuple[str, Path]:
     name = str(name_or_path)
-    target = _ALIASES.get(name, name)
-    root = importlib.resources.files("lcpfn.models")
-    if "/" not in target and "\\" not in target and (root / target / "config.json").is_file():
-        with importlib.resources.as_file(root / target) as path:
+    root = importlib.resources.files("lcpfn.models")  # a shipped model is models/<name>/
+    if "/" not in name and "\\" not in name and (root / name / "config.json").is_file():
+        with importlib.resources.as_file(root / name) as path:
             return name, Path(path)
     path = Path(name_or_path).expanduser()
     if path.is_dir():

@@ -19,6 +19,7 @@ from lcpfn.validation import BoundsArg, prepare_unit_curves
 
 log = logging.getLogger(__name__)
 
+
 def shipped_models() -> list[str]:
     """Names accepted by :meth:`LCPFN.from_pretrained` besides directories."""
     root = importlib.resources.files("lcpfn.models")

@@ -249,11 +249,13 @@ def prior_dataset(n_curves: int = 1000, *, seed: int = 0, seq_len: int = 100, pr
     )
 
 
-def _unit_dataset(values: np.ndarray, *, name: str, prefix: str, notes: str, kind: str = "prior") -> EvalDataset:
+def _unit_dataset(
+    values: np.ndarray, *, name: str, prefix: str, notes: str, kind: Literal["prior", "synthetic"] = "prior"
+) -> EvalDataset:
     n = values.shape[0]
     return EvalDataset(
         name=name,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         curves=tuple(np.array(v, dtype=np.float64) for v in values),
         ids=tuple(f"{prefix}-{i}" for i in range(n)),
         maximize=np.ones(n, dtype=bool),

@@ -16,6 +16,9 @@ Sources (``--sources``):
 Splits (``--split``): tasks sorted by name; even positions are ``dev`` (used to choose the
 pruner's design), odd positions are ``heldout`` (never tuned on); ``all`` is both.
 
+LCPFNPruner settings are named ``lcpfn@P[/wN][/cK]``: ``min_prob=P``, ``n_warmup_steps=N``,
+``n_confirm=K``; every combination of ``--min-probs``, ``--warmups`` and ``--confirms`` is replayed.
+
 Usage:
   python benchmarks/pruner_replay.py --sources lcbench_surrogate taskset_dpl --split heldout \\
       --seeds 3 --min-probs 0.01 0.05 0.1 --plot-dir benchmarks/results
@@ -48,6 +51,9 @@ SOURCES = {
     "lcbench_surrogate": ("lcbench_surrogate/yahpo_lcbench_surrogate_sample.npz", "maximize"),
     "taskset_dpl": ("taskset_dpl/taskset_dpl.npz", "minimize"),
 }
+#: The metric's known range, passed as LCPFNPruner(bounds=...) with ``--bounds known`` (a source
+#: without one, like a loss, keeps the study-derived scale).
+KNOWN_BOUNDS = {"lcbench_surrogate": (0.0, 100.0)}
 BASELINES = ["nop", "median", "percentile25", "hyperband", "patient5", "wilcoxon"]
 
 
@@ -97,11 +103,13 @@ def load_tasks(source: str, data_dir: Path, split: str) -> list[Task]:
     return tasks
 
 
-def make_pruner(name: str, *, max_resource: int, model: LCPFN) -> optuna.pruners.BasePruner:
-    if name.startswith("lcpfn@"):  # lcpfn@<min_prob> or lcpfn@<min_prob>/w<n_warmup_steps>
-        min_prob, _, warmup = name[len("lcpfn@"):].partition("/w")
-        return LCPFNPruner(max_resource=max_resource, min_prob=float(min_prob), n_warmup_steps=int(warmup or 0),
-                           model=model)
+def make_pruner(name: str, *, max_resource: int, model: LCPFN,
+                bounds: tuple[float, float] | None = None) -> optuna.pruners.BasePruner:
+    if name.startswith("lcpfn@"):  # lcpfn@<min_prob>[/w<n_warmup_steps>][/c<n_confirm>]
+        min_prob, *options = name[len("lcpfn@"):].split("/")
+        opts = {o[0]: int(o[1:]) for o in options}
+        return LCPFNPruner(max_resource=max_resource, min_prob=float(min_prob), n_warmup_steps=opts.get("w", 0),
+                           n_confirm=opts.get("c", 1), bounds=bounds, model=model)
     if name == "nop":
         return optuna.pruners.NopPruner()
     if name == "median":
@@ -127,14 +135,15 @@ def white_noise_std(values: np.ndarray, last: int = 10) -> float:
     return float(np.median(stds)) if stds else math.nan
 
 
-def replay(task: Task, order: np.ndarray, pruner_name: str, seed: int, model: LCPFN) -> StudyResult:
+def replay(task: Task, order: np.ndarray, pruner_name: str, seed: int, model: LCPFN,
+           bounds: tuple[float, float] | None = None) -> StudyResult:
     maximize = task.direction == "maximize"
     max_resource = int(task.steps[-1])
     study = optuna.create_study(
         # A fixed name: HyperbandPruner assigns trials to brackets by hashing the study name.
         study_name=f"{task.source}-{task.name}-{seed}-{pruner_name}",
         direction=task.direction,
-        pruner=make_pruner(pruner_name, max_resource=max_resource, model=model),
+        pruner=make_pruner(pruner_name, max_resource=max_resource, model=model, bounds=bounds),
         sampler=optuna.samplers.RandomSampler(seed=seed),
     )
     epochs = n_pruned = n_checks = 0
@@ -233,13 +242,15 @@ def plot(source: str, rows: list[dict], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     groups: dict[str, list[dict]] = {}
-    for r in rows:
+    for r in rows:  # one line per setting other than min_prob ("", "/w5", "/c2", "/w5/c2", ...)
         if r["pruner"].startswith("lcpfn@"):
-            groups.setdefault(r["pruner"].partition("/w")[2] or "0", []).append(r)
-    for g, (warmup, lc) in enumerate(sorted(groups.items(), key=lambda kv: int(kv[0]))):
+            groups.setdefault(r["pruner"].partition("@")[2].partition("/")[2], []).append(r)
+    names = {"w": "n_warmup_steps", "c": "n_confirm"}
+    for g, (options, lc) in enumerate(sorted(groups.items())):
         lc.sort(key=lambda r: r["epochs"])
+        label = ", ".join(f"{names[o[0]]}={o[1:]}" for o in options.split("/") if o) or "defaults"
         ax.errorbar([r["epochs"] for r in lc], [r["regret"] for r in lc], yerr=[r["regret_se"] for r in lc], fmt="o-",
-                    color=("C3", "C8", "C9")[g % 3], capsize=2, label=f"LCPFNPruner (n_warmup_steps={warmup})")
+                    color=("C3", "C8", "C9", "C7")[g % 4], capsize=2, label=f"LCPFNPruner ({label})")
         for r in lc:
             ax.annotate(r["pruner"].split("@")[1].partition("/")[0], (r["epochs"], r["regret"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
@@ -296,7 +307,11 @@ def main() -> None:
     parser.add_argument("--taskset-configs", type=int, default=50)
     parser.add_argument("--min-probs", type=float, nargs="+", default=[0.01, 0.05, 0.1])
     parser.add_argument("--warmups", type=int, nargs="+", default=[0], help="LCPFNPruner n_warmup_steps values")
+    parser.add_argument("--confirms", type=int, nargs="+", default=[1], help="LCPFNPruner n_confirm values")
     parser.add_argument("--pruners", nargs="+", default=BASELINES, help=f"baselines among {BASELINES}")
+    parser.add_argument("--bounds", default="study", choices=["study", "known"],
+                        help="LCPFNPruner bounds: study (derived from the study, the default) or known "
+                        "(the metric's known range where it has one: LCBench accuracy 0..100)")
     parser.add_argument("--model", default="default", help="LCPFN.from_pretrained name or directory")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for one curve)")
@@ -333,7 +348,8 @@ def main() -> None:
         return
 
     pruners = list(args.pruners) + [
-        f"lcpfn@{p:g}" + (f"/w{w}" if w else "") for w in args.warmups for p in args.min_probs
+        f"lcpfn@{p:g}" + (f"/w{w}" if w else "") + (f"/c{c}" if c > 1 else "")
+        for c in args.confirms for w in args.warmups for p in args.min_probs
     ]
     results: list[StudyResult] = []
     for source in args.sources:
@@ -345,7 +361,8 @@ def main() -> None:
                 n = len(task.values) if source != "taskset_dpl" else min(args.taskset_configs, len(task.values))
                 order = rng.permutation(len(task.values))[:n]
                 for name in pruners:
-                    results.append(replay(task, order, name, seed, model))
+                    bounds = KNOWN_BOUNDS.get(source) if args.bounds == "known" else None
+                    results.append(replay(task, order, name, seed, model, bounds))
         print(f"{source}: {len(tasks)} tasks x {args.seeds} seeds, {time.time() - t0:.0f} s")
         rows = summarize(results, source)
         print_table(source, rows)

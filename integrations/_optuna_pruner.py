@@ -94,7 +94,8 @@ class LCPFNPruner(BasePruner):
     checks overwrite earlier ones, so a pruned trial keeps the forecast that pruned it) as a dict:
     ``step`` (the step checked), ``max_resource``, ``threshold``, ``median_final`` (the predicted
     median value at ``max_resource``, caller units), ``p_improve`` (P(final value better than
-    ``threshold``)), ``pruned`` (the decision). A trial pruned for a non-finite value gets
+    ``threshold``)), ``below`` (consecutive checks with ``p_improve < min_prob``, this one included,
+    compared with ``n_confirm``), ``pruned`` (the decision). A trial pruned for a non-finite value gets
     ``{"step": ..., "pruned": True, "reason": "non-finite value"}``.
 
     **Processes and threads.** The decision depends only on what the study's storage holds, never
@@ -119,6 +120,11 @@ class LCPFNPruner(BasePruner):
         n_warmup_steps: Pruning is disabled while the trial's last step is below this.
         interval_steps: Check every this many steps, offset by ``n_warmup_steps``; a check whose
             step was not reported happens at the next reported step (Optuna's rule).
+        n_confirm: Prune only when this many consecutive checks of the trial found
+            ``P(improve) < min_prob``. ``1`` is the paper's rule. ``2`` spares a trial whose
+            forecast from one or two early values is wrong for a single check (a first epoch far
+            below the second, a common start on real curves) at the cost of one more check per
+            pruned trial; ``benchmarks/results/pruner_default.md`` measures the trade-off.
         target: The threshold to beat while no trial has completed (e.g. the score of the model in
             production). ``None``: no pruning before a trial completes.
         bounds: Known ``(low, high)`` range of the metric (e.g. ``(0, 100)`` for an accuracy in %).
@@ -136,6 +142,7 @@ class LCPFNPruner(BasePruner):
         n_startup_trials: int = 0,
         n_warmup_steps: int = 0,
         interval_steps: int = 1,
+        n_confirm: int = 1,
         target: float | None = None,
         bounds: tuple[float, float] | None = None,
         model: "LCPFN | str | os.PathLike[str] | None" = None,
@@ -152,6 +159,7 @@ class LCPFNPruner(BasePruner):
         n_startup_trials = _integer(n_startup_trials, "n_startup_trials", minimum=0)
         n_warmup_steps = _integer(n_warmup_steps, "n_warmup_steps", minimum=0)
         interval_steps = _integer(interval_steps, "interval_steps", minimum=1)
+        n_confirm = _integer(n_confirm, "n_confirm", minimum=1)
         if target is not None:
             target = _number(target, "target")
             if not math.isfinite(target):
@@ -174,6 +182,7 @@ class LCPFNPruner(BasePruner):
         self._n_startup_trials = n_startup_trials
         self._n_warmup_steps = n_warmup_steps
         self._interval_steps = interval_steps
+        self._n_confirm = n_confirm
         self._target = target
         self._bounds = bounds
         # A model given as an object is used as is; a name or path (or None: the default model) is
@@ -232,7 +241,15 @@ class LCPFNPruner(BasePruner):
         )
         p_improve = float(forecast.prob_improve(threshold))
         median_final = float(forecast.median()[-1])
-        pruned = p_improve < self._min_prob
+        below = 0
+        if p_improve < self._min_prob:
+            # The previous record from the storage: `trial` may be a copy cached by optuna.Trial
+            # that misses what this pruner wrote.
+            previous = None
+            if self._n_confirm > 1:
+                previous = study._storage.get_trial(trial._trial_id).user_attrs.get(ATTR_KEY)
+            below = _checks_below(previous, step, p_improve, self._min_prob)
+        pruned = below >= self._n_confirm
         self._record(
             study,
             trial,
@@ -242,6 +259,7 @@ class LCPFNPruner(BasePruner):
                 "threshold": threshold,
                 "median_final": median_final,
                 "p_improve": p_improve,
+                "below": below,
                 "pruned": pruned,
             },
         )
@@ -308,7 +326,8 @@ class LCPFNPruner(BasePruner):
         return (
             f"LCPFNPruner(max_resource={self._max_resource!r}, min_prob={self._min_prob}, "
             f"n_startup_trials={self._n_startup_trials}, n_warmup_steps={self._n_warmup_steps}, "
-            f"interval_steps={self._interval_steps}, target={self._target!r}, bounds={self._bounds!r})"
+            f"interval_steps={self._interval_steps}, n_confirm={self._n_confirm}, target={self._target!r}, "
+            f"bounds={self._bounds!r})"
         )
 
 
@@ -317,6 +336,22 @@ def _is_check_step(step: int, intermediate_values: dict[int, float], n_warmup_st
     scheduled = (step - n_warmup_steps) // interval_steps * interval_steps + n_warmup_steps
     previous = max((s for s in intermediate_values if s != step), default=-1)
     return previous < scheduled
+
+
+def _checks_below(previous: Any, step: int, p_improve: float, min_prob: float) -> int:
+    """Consecutive checks with ``P(improve) < min_prob``, this one (such a check) included.
+
+    Counted from the trial's previous record (in the storage, so every process counts alike). A
+    check repeated at the step of the previous record (``should_prune`` called twice, or by two
+    workers) replaces that record's count instead of adding to it.
+    """
+    before = 0
+    if isinstance(previous, dict) and isinstance(previous.get("below"), int) and isinstance(previous.get("step"), int):
+        before = previous["below"]
+        if previous["step"] >= step:  # the same check again: what came before it
+            p_previous = previous.get("p_improve")
+            before = max(before - 1, 0) if isinstance(p_previous, float) and p_previous < min_prob else 0
+    return before + 1
 
 
 def _best_final(completed: list["FrozenTrial"], max_resource: int, maximize: bool) -> float | None:

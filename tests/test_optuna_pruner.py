@@ -133,6 +133,8 @@ def test__pruner__defaults_need_only_max_resource():
         (dict(n_warmup_steps=-2), "n_warmup_steps must be at least 0 but got -2"),
         (dict(interval_steps=0), "interval_steps must be at least 1 but got 0"),
         (dict(interval_steps=1.5), "interval_steps must be an integer but got 1.5"),
+        (dict(n_confirm=0), "n_confirm must be at least 1 but got 0"),
+        (dict(n_confirm=True), "n_confirm must be an integer but got True"),
         (dict(target=float("nan")), "target must be finite but got nan"),
         (dict(bounds=(1.0, 0.0)), "bounds must be finite with low < high but got (1.0, 0.0)"),
         (dict(bounds=3), "bounds must be a pair (low, high) of numbers but got 3"),
@@ -339,6 +341,33 @@ def test__pruner__warmup_steps_disable_pruning_before_them():
     assert len(model.calls) == 1
 
 
+def test__pruner__n_confirm_prunes_after_that_many_consecutive_low_checks():
+    model = _GaussModel()
+    study = _study("maximize", LCPFNPruner(max_resource=10, n_confirm=2, model=model))
+    _complete(study, {s: 0.1 * s for s in range(1, 11)})
+    trial = study.ask()
+    # low, high (resets the count), low, low -> pruned at the second low in a row
+    decisions = [_report(trial, s, v) for s, v in [(1, 0.0), (2, 0.95), (3, 0.0), (4, 0.0)]]
+    assert decisions == [False, False, False, True]
+    assert study.trials[-1].user_attrs[ATTR_KEY]["below"] == 2
+    assert study.trials[-1].user_attrs[ATTR_KEY]["pruned"] is True
+
+
+def test__pruner__n_confirm_counts_a_repeated_check_of_one_step_once():
+    model = _GaussModel()
+    pruner = LCPFNPruner(max_resource=10, n_confirm=2, model=model)
+    study = _study("maximize", pruner)
+    _complete(study, {s: 0.1 * s for s in range(1, 11)})
+    trial = study.ask()
+    trial.report(0.0, 1)
+    # should_prune twice at one step (or two workers checking it): still one low check
+    assert [trial.should_prune(), trial.should_prune(), trial.should_prune()] == [False, False, False]
+    assert study.trials[-1].user_attrs[ATTR_KEY]["below"] == 1
+    trial.report(0.0, 2)
+    assert trial.should_prune() is True and trial.should_prune() is True
+    assert study.trials[-1].user_attrs[ATTR_KEY]["below"] == 2
+
+
 def test__pruner__interval_steps_check_every_interval_after_warmup():
     model = _GaussModel()
     pruner = LCPFNPruner(max_resource=20, n_warmup_steps=2, interval_steps=3, min_prob=0.0, model=model)
@@ -436,21 +465,24 @@ def test__pruner__multi_objective_study_is_rejected():
     study.tell(trial, [1.0, 1.0])
 
 
-def test__pruner__decision_depends_only_on_storage():
+@pytest.mark.parametrize("n_confirm, expected", [(1, [False, True, True]), (2, [False, False, True])])
+def test__pruner__decision_depends_only_on_storage(n_confirm, expected):
     model = _GaussModel()
     storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, direction="maximize", pruner=LCPFNPruner(max_resource=5, model=model))
+    pruner = LCPFNPruner(max_resource=5, n_confirm=n_confirm, model=model)
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
     _complete(study, {s: 0.2 * s for s in range(1, 6)})
     trial = study.ask()
     decisions = []
     for s, v in [(1, 0.8), (2, 0.3), (3, 0.3)]:
         trial.report(v, s)
         frozen = study.trials[-1]
-        fresh = LCPFNPruner(max_resource=5, model=model)  # a new pruner object, as in another process
-        copied = pickle.loads(pickle.dumps(LCPFNPruner(max_resource=5, model=model)))
+        # new pruner objects, as in other processes, deciding on the same step
+        fresh = LCPFNPruner(max_resource=5, n_confirm=n_confirm, model=model)
+        copied = pickle.loads(pickle.dumps(LCPFNPruner(max_resource=5, n_confirm=n_confirm, model=model)))
         decisions.append((study.pruner.prune(study, frozen), fresh.prune(study, frozen), copied.prune(study, frozen)))
     assert all(len(set(d)) == 1 for d in decisions)
-    assert [d[0] for d in decisions] == [False, True, True]
+    assert [d[0] for d in decisions] == expected
 
 
 def test__pruner__model_is_loaded_lazily_once_across_threads(monkeypatch):

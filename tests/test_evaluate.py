@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -408,7 +409,7 @@ def test__evaluate__longer_and_shorter_curves_than_the_native_length(tiny):
                      maximize=np.ones(3, bool), low=np.zeros(3), high=np.ones(3))  # fmt: skip
     counting = Counting(tiny)
     res = evaluate([forecaster_from_predictor("tiny", counting, key="t")], [ds])
-    assert counting.calls == 2 * 4  # one call per (length, cutoff)
+    assert counting.calls == 1 + 2 * 4  # an untimed warm-up, then one call per (length, cutoff)
     assert {(r.curve, r.observed) for r in res if r.cutoff == 0.8} == {("a", 120), ("b", 42), ("c", 120)}
     assert all(r.error is None and np.isfinite(r.ll) for r in res)
 
@@ -418,7 +419,7 @@ def test__evaluate__cache_is_reused_and_an_interrupted_sweep_resumes(tiny, small
     first = Counting(tiny)
     fc = forecaster_from_predictor("tiny", first, key="t", chunk_size=5)
     full = evaluate([fc], [small_prior], cache=cache)
-    assert first.curves == 12 * 4
+    assert first.curves == 1 + 12 * 4  # with the warm-up
     # everything cached: nothing is forecast again
     again = Counting(tiny)
     assert evaluate([forecaster_from_predictor("tiny", again, key="t")], [small_prior], cache=cache) == full
@@ -429,7 +430,7 @@ def test__evaluate__cache_is_reused_and_an_interrupted_sweep_resumes(tiny, small
     cache.write_text("".join(lines[:-5]) + lines[-5][: len(lines[-5]) // 2])
     resumed = Counting(tiny)
     out = evaluate([forecaster_from_predictor("tiny", resumed, key="t", chunk_size=5)], [small_prior], cache=cache)
-    assert resumed.curves == 5
+    assert resumed.curves == 1 + 5
     assert [(r.curve, r.cutoff) for r in out] == [(r.curve, r.cutoff) for r in full]
     np.testing.assert_allclose([r.ll for r in out], [r.ll for r in full], atol=1e-5)
     for line in cache.read_text().splitlines()[-5:]:
@@ -437,7 +438,7 @@ def test__evaluate__cache_is_reused_and_an_interrupted_sweep_resumes(tiny, small
     # another key (new weights or code) does not see these rows
     other = Counting(tiny)
     evaluate([forecaster_from_predictor("tiny", other, key="t2")], [small_prior.head(2)], cache=cache)
-    assert other.curves == 2 * 4
+    assert other.curves == 1 + 2 * 4
 
 
 def test__evaluate__rejected_curves_are_isolated_and_counted(tiny, small_prior):
@@ -452,6 +453,27 @@ def test__evaluate__rejected_curves_are_isolated_and_counted(tiny, small_prior):
     assert rejecting.calls < 12 + 2 * len(high) * 4  # bisection, not one call per curve
 
 
+class SlowFirstCall:
+    """Delegates to a predictor; its first call in a process pays a one-time setup of 0.3 s."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def predict(self, curves, **kw):
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.3)
+        return self.inner.predict(curves, **kw)
+
+
+def test__evaluate__one_time_setup_is_not_charged_to_any_curve(tiny, small_prior):
+    slow = SlowFirstCall(tiny)
+    res = evaluate([forecaster_from_predictor("slow", slow, key="s")], [small_prior.head(4)], cutoffs=[0.2])
+    assert slow.calls == 2  # the warm-up and one chunk
+    assert all(r.seconds < 0.3 / 4 for r in res)  # not even a share of the 0.3 s
+
+
 def test__evaluate__out_of_range_prior_curves_are_forecast_alone(tiny):
     base = np.linspace(0.2, 0.6, 100)
     curves = (base, base + 5.0, base * 0.9)  # the second is far outside [0, 1]: rejected
@@ -460,7 +482,7 @@ def test__evaluate__out_of_range_prior_curves_are_forecast_alone(tiny):
     counting = Counting(tiny)
     res = evaluate([forecaster_from_predictor("tiny", counting, key="t")], [ds], cutoffs=[0.8])
     assert [r.error is None for r in res] == [True, False, True]
-    assert counting.calls == 2  # the two good curves together, the bad one alone
+    assert counting.calls == 1 + 2  # warm-up; the two good curves together, the bad one alone
 
 
 def test__evaluate__bad_arguments(tiny, small_prior):

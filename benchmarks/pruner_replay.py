@@ -51,9 +51,12 @@ SOURCES = {
     "lcbench_surrogate": ("lcbench_surrogate/yahpo_lcbench_surrogate_sample.npz", "maximize"),
     "taskset_dpl": ("taskset_dpl/taskset_dpl.npz", "minimize"),
 }
-#: The metric's known range, passed as LCPFNPruner(bounds=...) with ``--bounds known`` (a source
-#: without one, like a loss, keeps the study-derived scale).
-KNOWN_BOUNDS = {"lcbench_surrogate": (0.0, 100.0)}
+#: The metric's known range, passed as LCPFNPruner(bounds=...) with ``--bounds known``: an
+#: accuracy in % lies in [0, 100]; a loss is >= 0 (its upper side is derived from the study).
+KNOWN_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "lcbench_surrogate": (0.0, 100.0),
+    "taskset_dpl": (0.0, None),
+}
 BASELINES = ["nop", "median", "percentile25", "hyperband", "patient5", "wilcoxon"]
 
 
@@ -104,7 +107,7 @@ def load_tasks(source: str, data_dir: Path, split: str) -> list[Task]:
 
 
 def make_pruner(name: str, *, max_resource: int, model: LCPFN,
-                bounds: tuple[float, float] | None = None) -> optuna.pruners.BasePruner:
+                bounds: tuple[float | None, float | None] | None = None) -> optuna.pruners.BasePruner:
     if name.startswith("lcpfn@"):  # lcpfn@<min_prob>[/w<n_warmup_steps>][/c<n_confirm>]
         min_prob, *options = name[len("lcpfn@"):].split("/")
         opts = {o[0]: int(o[1:]) for o in options}
@@ -136,7 +139,7 @@ def white_noise_std(values: np.ndarray, last: int = 10) -> float:
 
 
 def replay(task: Task, order: np.ndarray, pruner_name: str, seed: int, model: LCPFN,
-           bounds: tuple[float, float] | None = None) -> StudyResult:
+           bounds: tuple[float | None, float | None] | None = None) -> StudyResult:
     maximize = task.direction == "maximize"
     max_resource = int(task.steps[-1])
     study = optuna.create_study(
@@ -311,7 +314,7 @@ def main() -> None:
     parser.add_argument("--pruners", nargs="+", default=BASELINES, help=f"baselines among {BASELINES}")
     parser.add_argument("--bounds", default="study", choices=["study", "known"],
                         help="LCPFNPruner bounds: study (derived from the study, the default) or known "
-                        "(the metric's known range where it has one: LCBench accuracy 0..100)")
+                        "(the metric's known range: LCBench accuracy (0, 100), TaskSet loss (0, None))")
     parser.add_argument("--model", default="default", help="LCPFN.from_pretrained name or directory")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for one curve)")

@@ -82,9 +82,10 @@ class LCPFNPruner(BasePruner):
     trial's own first value while none has completed) and the threshold ``b``:
     ``(low, high) = (min(s, b) - d, max(s, b) + d)``, so the path from a typical start to the best
     final value fills the middle third of ``[0, 1]`` (``d = 0`` becomes ``0.1 * max(1, |b|)``).
-    Outliers of other trials do not matter (a median and a best value). With ``bounds`` given, those
-    are used instead. Either way the bounds are then widened just enough to hold the trial's
-    reported values and the threshold.
+    Outliers of other trials do not matter (a median and a best value). A side of ``bounds`` that is
+    given replaces the derived one (should the known side lie beyond the other derived side, that
+    side is moved to keep the derived width). Either way the bounds are then widened just enough to
+    hold the trial's reported values and the threshold.
 
     **NaN and infinity.** A trial whose latest reported value is NaN or ±inf is pruned (a diverged
     run), once the startup, warm-up and interval rules allow a check. Earlier non-finite values are
@@ -127,8 +128,9 @@ class LCPFNPruner(BasePruner):
             pruned trial; ``benchmarks/results/pruner_default.md`` measures the trade-off.
         target: The threshold to beat while no trial has completed (e.g. the score of the model in
             production). ``None``: no pruning before a trial completes.
-        bounds: Known ``(low, high)`` range of the metric (e.g. ``(0, 100)`` for an accuracy in %).
-            ``None``: derived from the study as described above.
+        bounds: Known ``(low, high)`` range of the metric (e.g. ``(0, 100)`` for an accuracy in %),
+            with ``None`` for a side that is not known (``(0, None)`` for a loss): that side is
+            derived from the study as described above. ``None``: both sides derived.
         model: An :class:`lcpfn.LCPFN`, or a name or checkpoint directory for
             :meth:`lcpfn.LCPFN.from_pretrained`. ``None``: the default shipped model. Names and
             paths are loaded lazily, at the first forecast.
@@ -144,7 +146,7 @@ class LCPFNPruner(BasePruner):
         interval_steps: int = 1,
         n_confirm: int = 1,
         target: float | None = None,
-        bounds: tuple[float, float] | None = None,
+        bounds: tuple[float | None, float | None] | None = None,
         model: "LCPFN | str | os.PathLike[str] | None" = None,
     ) -> None:
         if max_resource != "auto":
@@ -165,13 +167,7 @@ class LCPFNPruner(BasePruner):
             if not math.isfinite(target):
                 raise InputError(f"target must be finite but got {target}")
         if bounds is not None:
-            try:
-                low, high = (float(b) for b in bounds)
-            except (TypeError, ValueError):
-                raise InputError(f"bounds must be a pair (low, high) of numbers but got {bounds!r}") from None
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise InputError(f"bounds must be finite with low < high but got {bounds!r}")
-            bounds = (low, high)
+            bounds = _check_bounds(bounds)
         if model is not None and not isinstance(model, (str, os.PathLike)) and not hasattr(model, "predict"):
             raise InputError(
                 f"model must be an LCPFN, a model name or a checkpoint directory, but got {model!r}"
@@ -276,8 +272,9 @@ class LCPFNPruner(BasePruner):
         of the COMPLETE trials) and the threshold; that gap fills the middle ``1 / (1 + 2 m)`` of
         ``[0, 1]`` (``m = _MARGIN``). The current curve is always inside.
         """
-        if self._bounds is not None:
-            low, high = self._bounds
+        known_low, known_high = self._bounds if self._bounds is not None else (None, None)
+        if known_low is not None and known_high is not None:
+            low, high = known_low, known_high
         else:
             starts = []
             for t in completed:
@@ -291,6 +288,11 @@ class LCPFNPruner(BasePruner):
                 span = 0.1 * max(1.0, abs(threshold))
             low = min(start, threshold) - _MARGIN * span
             high = max(start, threshold) + _MARGIN * span
+            width = high - low
+            if known_low is not None:  # one known side: the other as derived (if on its side)
+                low, high = known_low, high if high > known_low else known_low + width
+            elif known_high is not None:
+                low, high = low if low < known_high else known_high - width, known_high
         return min(low, threshold, float(curve.min())), max(high, threshold, float(curve.max()))
 
     def _record(self, study: "Study", trial: "FrozenTrial", record: dict[str, Any]) -> None:
@@ -384,6 +386,37 @@ def _epoch_curve(intermediate_values: dict[int, float], max_resource: int) -> tu
     n_observed = int(epochs[-1])
     curve = np.interp(np.arange(1, n_observed + 1, dtype=np.float64), epochs, values)
     return curve, max_resource - base + 1
+
+
+def _check_bounds(bounds: Any) -> tuple[float | None, float | None] | None:
+    """``(low, high)`` with ``None`` for an unknown side; ``None`` if neither side is known."""
+    message = f"bounds must be a pair (low, high) of numbers, with None for an unknown side, but got {bounds!r}"
+    if isinstance(bounds, (str, bytes)):
+        raise InputError(message)
+    try:
+        pair = tuple(bounds)
+    except TypeError:
+        raise InputError(message) from None
+    if len(pair) != 2:
+        raise InputError(message)
+    sides: list[float | None] = []
+    for b in pair:
+        if b is None:
+            sides.append(None)
+            continue
+        if isinstance(b, bool):
+            raise InputError(message)
+        try:
+            v = float(b)
+        except (TypeError, ValueError):
+            raise InputError(message) from None
+        if not math.isfinite(v):
+            raise InputError(f"bounds must be finite (None for an unknown side) but got {bounds!r}")
+        sides.append(v)
+    low, high = sides
+    if low is not None and high is not None and not low < high:
+        raise InputError(f"bounds must have low < high but got {bounds!r}")
+    return None if low is None and high is None else (low, high)
 
 
 def _integer(value: Any, name: str, *, minimum: int) -> int:

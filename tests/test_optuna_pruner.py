@@ -136,8 +136,13 @@ def test__pruner__defaults_need_only_max_resource():
         (dict(n_confirm=0), "n_confirm must be at least 1 but got 0"),
         (dict(n_confirm=True), "n_confirm must be an integer but got True"),
         (dict(target=float("nan")), "target must be finite but got nan"),
-        (dict(bounds=(1.0, 0.0)), "bounds must be finite with low < high but got (1.0, 0.0)"),
-        (dict(bounds=3), "bounds must be a pair (low, high) of numbers but got 3"),
+        (dict(bounds=(1.0, 0.0)), "bounds must have low < high but got (1.0, 0.0)"),
+        (dict(bounds=3), "bounds must be a pair (low, high) of numbers, with None for an unknown side, but got 3"),
+        (dict(bounds=(0.0, 1.0, 2.0)), "bounds must be a pair (low, high) of numbers, with None for an unknown side, "
+                                       "but got (0.0, 1.0, 2.0)"),
+        (dict(bounds=(0.0, "x")), "bounds must be a pair (low, high) of numbers, with None for an unknown side, "
+                                  "but got (0.0, 'x')"),
+        (dict(bounds=(0.0, float("inf"))), "bounds must be finite (None for an unknown side) but got (0.0, inf)"),
         (dict(model=42), "model must be an LCPFN, a model name or a checkpoint directory, but got 42"),
     ],
 )
@@ -230,6 +235,33 @@ def test__pruner__user_bounds_are_used_and_widened_to_hold_values():
     assert model.calls[-1]["bounds"] == (0.0, 100.0)
     _report(study.ask(), 1, 120.0)  # outside the declared bounds: widened, not an error
     assert model.calls[-1]["bounds"] == (0.0, 120.0)
+
+
+def test__pruner__one_known_side_of_bounds_replaces_that_derived_side():
+    model = _GaussModel()
+    # a loss: known low 0; start level 300, threshold 120, gap 180 -> derived (-60, 480) -> (0, 480)
+    study = _study("minimize", LCPFNPruner(max_resource=3, bounds=(0, None), model=model))
+    _complete(study, {1: 300.0, 2: 200.0, 3: 120.0})
+    _report(study.ask(), 1, 250.0)
+    assert model.calls[-1]["bounds"] == pytest.approx((0.0, 480.0))
+    # an upper bound only: (-60, 400)
+    model = _GaussModel()
+    study = _study("minimize", LCPFNPruner(max_resource=3, bounds=(None, 400.0), model=model))
+    _complete(study, {1: 300.0, 2: 200.0, 3: 120.0})
+    _report(study.ask(), 1, 250.0)
+    assert model.calls[-1]["bounds"] == pytest.approx((-60.0, 400.0))
+    # (None, None) is no bounds at all
+    assert LCPFNPruner(max_resource=3, bounds=(None, None))._bounds is None
+
+
+def test__pruner__known_side_beyond_the_other_derived_side_keeps_the_derived_width():
+    model = _GaussModel()
+    # start 0.2, threshold 0.8, gap 0.6 -> derived (-0.4, 1.4), width 1.8; known low 2 -> high 3.8,
+    # then low widened down to the trial's value 0.3 and the threshold
+    study = _study("maximize", LCPFNPruner(max_resource=3, bounds=(2.0, None), model=model))
+    _complete(study, {1: 0.2, 2: 0.5, 3: 0.8})
+    _report(study.ask(), 1, 0.3)
+    assert model.calls[-1]["bounds"] == pytest.approx((0.3, 3.8))
 
 
 def test__pruner__scale_uses_median_start_of_completed_trials_ignoring_outliers():

@@ -276,11 +276,21 @@ def plot(source: str, rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def overhead(model: LCPFN, n_completed: int, n_steps: int) -> None:
-    """Time trial.should_prune() with LCPFNPruner (and MedianPruner) on an in-memory study."""
+def overhead(model: LCPFN, n_completed: int, n_steps: int, storage: str = "memory") -> None:
+    """Time trial.should_prune() with LCPFNPruner (and MedianPruner) on one study.
+
+    ``storage``: ``memory`` (Optuna's in-memory storage) or ``sqlite`` (a file in a temporary
+    directory). ``lcpfn@1/c1000`` finds every check low but never prunes: each check then also
+    reads the trial's record back from the storage (``n_confirm``'s worst case).
+    """
+    import tempfile
+
     rng = np.random.default_rng(0)
-    for name in ["lcpfn@0.05", "median"]:
-        study = optuna.create_study(direction="maximize", pruner=make_pruner(name, max_resource=n_steps, model=model))
+    tmp = tempfile.TemporaryDirectory()
+    for k, name in enumerate(["lcpfn@0.05", "lcpfn@1/c1000", "median"]):
+        url = None if storage == "memory" else f"sqlite:///{tmp.name}/study{k}.db"
+        study = optuna.create_study(storage=url, direction="maximize",
+                                    pruner=make_pruner(name, max_resource=n_steps, model=model))
         for _ in range(n_completed):
             trial = study.ask()
             c, r = rng.uniform(0.5, 0.95), rng.uniform(0.05, 0.5)
@@ -297,8 +307,9 @@ def overhead(model: LCPFN, n_completed: int, n_steps: int) -> None:
                 times.append(time.perf_counter() - t0)
             study.tell(trial, 0.99)
         t = 1000 * np.array(times)
-        print(f"{name}: {len(t)} calls, {n_completed} completed trials, steps 1..{n_steps - 1} of {n_steps}: "
-              f"median {np.median(t):.2f} ms, p90 {np.percentile(t, 90):.2f} ms, max {t.max():.2f} ms")
+        print(f"{name} ({storage}): {len(t)} calls, {n_completed} completed trials, steps 1..{n_steps - 1} of "
+              f"{n_steps}: median {np.median(t):.2f} ms, p90 {np.percentile(t, 90):.2f} ms, max {t.max():.2f} ms")
+    tmp.cleanup()
 
 
 def main() -> None:
@@ -321,6 +332,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write every study's result here")
     parser.add_argument("--plot-dir", type=Path, default=None)
     parser.add_argument("--overhead", action="store_true", help="only time should_prune")
+    parser.add_argument("--storage", default="memory", choices=["memory", "sqlite"], help="study storage of --overhead")
     parser.add_argument("--from-json", type=Path, default=None, help="summarise a --json file instead of replaying")
     args = parser.parse_args()
 
@@ -332,7 +344,7 @@ def main() -> None:
         model = LCPFN.from_pretrained(args.model)
         print(f"model: {model!r} ({args.model}), torch threads: {torch.get_num_threads()}")
     if args.overhead:
-        overhead(model, n_completed=100, n_steps=50)
+        overhead(model, n_completed=100, n_steps=50, storage=args.storage)
         return
 
     if args.from_json is not None:  # summarise and plot saved results without replaying

@@ -6,6 +6,7 @@ Each subcommand parses its options into a config and calls the library function 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -41,6 +42,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif f.name == "threads":
             p.add_argument(flag, type=int, default=None, help="torch CPU threads")
+        elif f.name == "prior_settings":
+            p.add_argument("--prior-setting", dest="prior_settings", action="append", default=None,
+                           metavar="NAME=VALUE",
+                           help="change a field of the prior from its default, VALUE in JSON (repeatable), e.g. "
+                           "--prior-setting p_step=0.3 --prior-setting step_width_range=[0.05,0.3]")
         elif f.name == "init_from":
             p.add_argument(flag, default=None, metavar="DIR",
                            help="start from this checkpoint's weights and bin borders (same architecture; "
@@ -54,6 +60,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from lcpfn.train import TrainConfig, train
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "out_dir"}
+    values["prior_settings"] = _prior_settings(args.prior_settings)
     if args.curves is not None:
         if args.curves < values["batch_size"]:
             raise LCPFNError(f"--curves must be at least --batch-size ({values['batch_size']}) but got {args.curves}")
@@ -68,6 +75,24 @@ def _run_train(args: argparse.Namespace) -> int:
         f"loss {result.loss:.4f}; checkpoint in {result.out_dir}"
     )
     return 0
+
+
+def _prior_settings(items: list[str] | None) -> dict[str, object] | None:
+    """``["p_step=0.3", "step_width_range=[0.05, 0.3]"]`` -> ``{"p_step": 0.3, ...}`` (values in JSON)."""
+    if not items:
+        return None
+    settings: dict[str, object] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise LCPFNError(f"--prior-setting takes NAME=VALUE but got {item!r}")
+        try:
+            settings[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            raise LCPFNError(
+                f"--prior-setting {name.strip()}: VALUE must be JSON (a number, true/false, [a, b]) but got {text!r}"
+            ) from None
+    return settings
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:

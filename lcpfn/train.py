@@ -10,13 +10,15 @@ draws its own curves (``batch_size / N`` per rank) and rank 0 writes checkpoints
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -27,6 +29,9 @@ from lcpfn.errors import CheckpointError, InputError
 from lcpfn.model import PFN, ModelConfig
 from lcpfn.priors import get_prior, prior_to_dict
 
+if TYPE_CHECKING:
+    from lcpfn.priors import Prior
+
 log = logging.getLogger(__name__)
 
 # Settings that must be identical when a run is resumed; the rest (device, checkpoint cadence,
@@ -34,10 +39,10 @@ log = logging.getLogger(__name__)
 _RUN_DEFINING = (
     "prior", "seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "head_hidden",
     "value_hidden", "steps", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2", "grad_clip", "seed",
-    "border_curves", "init_from",
+    "border_curves", "init_from", "prior_settings",
 )
 # Run-defining fields added after runs already existed, with the value those runs used.
-_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0, "init_from": None}
+_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0, "init_from": None, "prior_settings": None}
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,15 @@ class TrainConfig:
     ``init_from``: a checkpoint directory whose weights and bin borders start this run (a second
     training stage, or fine-tuning on another prior); its architecture must match these fields.
     The optimizer and learning-rate schedule start fresh.
+
+    ``prior_settings``: fields of the prior's dataclass to change from their defaults, e.g.
+    ``{"p_step": 0.3, "step_width_range": (0.05, 0.3)}`` for ``prior="extended"``. Stored as JSON
+    (pairs become lists); empty means none.
     """
 
     out_dir: str
     prior: str = "reference"
+    prior_settings: dict[str, Any] | None = None
     seq_len: int = 100
     num_bins: int = 1000
     d_model: int = 128
@@ -91,7 +101,28 @@ class TrainConfig:
             raise InputError(f"warmup_steps must be at least 0 but got {self.warmup_steps}")
         if self.precision not in ("auto", "float32", "bf16"):
             raise InputError(f"precision must be 'auto', 'float32' or 'bf16', but got {self.precision!r}")
+        settings = self.prior_settings
+        if settings is not None:
+            if not isinstance(settings, Mapping):
+                raise InputError(f"prior_settings must be a mapping of prior fields to values but got {settings!r}")
+            try:  # the JSON form, as stored in checkpoints (pairs become lists), so a resume compares alike
+                settings = json.loads(json.dumps(dict(settings), allow_nan=False))
+            except (TypeError, ValueError):
+                raise InputError(f"prior_settings must hold finite JSON values but got {settings!r}") from None
+            object.__setattr__(self, "prior_settings", settings or None)
+        self.make_prior()  # validates the prior and its settings
         self.model_config()  # validates the model fields
+
+    def make_prior(self) -> "Prior":
+        """The prior ``prior`` with ``prior_settings`` applied (lists as tuples: the ranges)."""
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in (self.prior_settings or {}).items()}
+        try:
+            return get_prior(self.prior, **settings)
+        except (TypeError, ValueError) as exc:
+            message = str(exc)
+            if not message.startswith(("prior ", "unknown prior")):
+                message = f"prior {self.prior!r}: {message}"
+            raise InputError(message) from None
 
     def model_config(self) -> ModelConfig:
         try:
@@ -198,7 +229,7 @@ def train(
 
     out = Path(config.out_dir)
     state_json = out / ckpt.STATE_JSON
-    prior = get_prior(config.prior)
+    prior = config.make_prior()
     model_cfg = config.model_config()
 
     if state_json.exists() and not resume:

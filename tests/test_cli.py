@@ -1,8 +1,10 @@
+import json
 import subprocess
 import sys
 
 import pytest
 
+from lcpfn import checkpoint as ckpt
 from lcpfn.cli import main
 
 
@@ -99,6 +101,15 @@ def test__train__cli_trains_and_resumes(tmp_path):
     # a second stage on another prior, warm-started from the first
     assert main(args(tmp_path / "stage2") + ["--init-from", str(out), "--prior", "extended"]) == 0
     assert main(args(tmp_path / "stage3") + ["--init-from", str(tmp_path / "missing")]) == 2
+    # prior settings, values in JSON
+    stage4 = tmp_path / "stage4"
+    assert main(args(stage4) + ["--prior", "extended", "--prior-setting", "p_step=0.5",
+                                "--prior-setting", "step_width_range=[0.05, 0.3]"]) == 0
+    prior = json.loads((stage4 / ckpt.CONFIG_FILE).read_text())["prior"]
+    assert prior["p_step"] == 0.5 and prior["step_width_range"] == [0.05, 0.3]
+    assert main(args(tmp_path / "bad") + ["--prior", "extended", "--prior-setting", "p_step"]) == 2
+    assert main(args(tmp_path / "bad") + ["--prior", "extended", "--prior-setting", "p_step=lots"]) == 2
+    assert main(args(tmp_path / "bad") + ["--prior", "extended", "--prior-setting", "p_nope=1"]) == 2
 
 
 def test__console_script__help_runs():

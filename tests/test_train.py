@@ -135,6 +135,37 @@ def test__train__bad_config_is_rejected():
         TrainConfig(out_dir="x", precision="fp8")
 
 
+def test__train__prior_settings_reach_the_prior_and_the_checkpoint(tmp_path):
+    config = tiny_config(tmp_path, steps=2, prior="extended",
+                         prior_settings={"p_step": 0.5, "step_width_range": (0.05, 0.3)})
+    assert config.prior_settings == {"p_step": 0.5, "step_width_range": [0.05, 0.3]}  # the JSON form
+    assert config.make_prior().step_width_range == (0.05, 0.3)
+    train(config, stop_at_step=1, progress=False)
+    _, _, meta = ckpt.load_model(tmp_path)
+    assert meta["prior"]["p_step"] == 0.5 and meta["prior"]["step_width_range"] == [0.05, 0.3]
+    # the same settings resume (tuples and lists alike); others are named
+    train(tiny_config(tmp_path, steps=2, prior="extended",
+                      prior_settings={"p_step": 0.5, "step_width_range": [0.05, 0.3]}), resume=True, progress=False)
+    with pytest.raises(InputError, match="prior_settings"):
+        train(tiny_config(tmp_path, steps=2, prior="extended", prior_settings={"p_step": 0.4}), resume=True,
+              progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(prior="extended", prior_settings={"p_nope": 1}), "has no settings \\['p_nope'\\]"),
+        (dict(prior="extended", prior_settings={"p_step": 2.0}), "prior 'extended': p_step must be a probability"),
+        (dict(prior="extended", prior_settings={"p_step": float("nan")}), "finite JSON values"),
+        (dict(prior="extended", prior_settings=[("p_step", 0.1)]), "must be a mapping"),
+        (dict(prior="nope"), "unknown prior 'nope'"),
+    ],
+)
+def test__train__bad_prior_settings_are_named(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        TrainConfig(out_dir="x", **kwargs)
+
+
 def test__lr_schedule__warms_up_then_decays_to_min_lr():
     c = TrainConfig(out_dir="x", steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
     assert c.lr_at(0) == pytest.approx(1e-4)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from lcpfn.errors import InputError, require
+from lcpfn.validation import check_bounds
 
 optuna = require("optuna", extra="optuna", feature="lcpfn.integrations.optuna")
 
@@ -133,7 +134,7 @@ class LCPFNPruner(BasePruner):
             production). ``None``: no pruning before a trial completes.
         bounds: Known ``(low, high)`` range of the metric (e.g. ``(0, 100)`` for an accuracy in %),
             with ``None`` for a side that is not known (``(0, None)`` for a loss): that side is
-            derived from the study as described above. ``None``: both sides derived.
+            derived from the study as described above. ``None`` (or ``"infer"``): both sides derived.
         model: An :class:`lcpfn.LCPFN`, or a name or checkpoint directory for
             :meth:`lcpfn.LCPFN.from_pretrained`. ``None``: the default shipped model. Names and
             paths are loaded lazily, at the first forecast.
@@ -149,7 +150,7 @@ class LCPFNPruner(BasePruner):
         interval_steps: int = 1,
         n_confirm: int = 1,
         target: float | None = None,
-        bounds: tuple[float | None, float | None] | None = None,
+        bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
         model: "LCPFN | str | os.PathLike[str] | None" = None,
     ) -> None:
         if max_resource != "auto":
@@ -169,8 +170,9 @@ class LCPFNPruner(BasePruner):
             target = _number(target, "target")
             if not math.isfinite(target):
                 raise InputError(f"target must be finite but got {target}")
-        if bounds is not None:
-            bounds = _check_bounds(bounds)
+        bounds = check_bounds(bounds)  # as LCPFN.predict takes them; "infer" means: derive both sides
+        if bounds == (None, None):
+            bounds = None
         if model is not None and not isinstance(model, (str, os.PathLike)) and not hasattr(model, "predict"):
             raise InputError(
                 f"model must be an LCPFN, a model name or a checkpoint directory, but got {model!r}"
@@ -389,37 +391,6 @@ def _epoch_curve(intermediate_values: dict[int, float], max_resource: int) -> tu
     n_observed = int(epochs[-1])
     curve = np.interp(np.arange(1, n_observed + 1, dtype=np.float64), epochs, values)
     return curve, max_resource - base + 1
-
-
-def _check_bounds(bounds: Any) -> tuple[float | None, float | None] | None:
-    """``(low, high)`` with ``None`` for an unknown side; ``None`` if neither side is known."""
-    message = f"bounds must be a pair (low, high) of numbers, with None for an unknown side, but got {bounds!r}"
-    if isinstance(bounds, (str, bytes)):
-        raise InputError(message)
-    try:
-        pair = tuple(bounds)
-    except TypeError:
-        raise InputError(message) from None
-    if len(pair) != 2:
-        raise InputError(message)
-    sides: list[float | None] = []
-    for b in pair:
-        if b is None:
-            sides.append(None)
-            continue
-        if isinstance(b, bool):
-            raise InputError(message)
-        try:
-            v = float(b)
-        except (TypeError, ValueError):
-            raise InputError(message) from None
-        if not math.isfinite(v):
-            raise InputError(f"bounds must be finite (None for an unknown side) but got {bounds!r}")
-        sides.append(v)
-    low, high = sides
-    if low is not None and high is not None and not low < high:
-        raise InputError(f"bounds must have low < high but got {bounds!r}")
-    return None if low is None and high is None else (low, high)
 
 
 def _integer(value: Any, name: str, *, minimum: int) -> int:

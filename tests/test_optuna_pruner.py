@@ -136,13 +136,15 @@ def test__pruner__defaults_need_only_max_resource():
         (dict(n_confirm=0), "n_confirm must be at least 1 but got 0"),
         (dict(n_confirm=True), "n_confirm must be an integer but got True"),
         (dict(target=float("nan")), "target must be finite but got nan"),
-        (dict(bounds=(1.0, 0.0)), "bounds must have low < high but got (1.0, 0.0)"),
-        (dict(bounds=3), "bounds must be a pair (low, high) of numbers, with None for an unknown side, but got 3"),
-        (dict(bounds=(0.0, 1.0, 2.0)), "bounds must be a pair (low, high) of numbers, with None for an unknown side, "
-                                       "but got (0.0, 1.0, 2.0)"),
+        (dict(bounds=(1.0, 0.0)), "bounds must be finite with low < high, but got (1.0, 0.0)"),
+        (dict(bounds=3), "bounds must be a pair (low, high) of numbers, with None for an unknown side, or 'infer', "
+                         "but got 3"),
+        (dict(bounds=(0.0, 1.0, 2.0)), "bounds must be a pair (low, high) of numbers, with None for an unknown "
+                                       "side, or 'infer', but got (0.0, 1.0, 2.0)"),
         (dict(bounds=(0.0, "x")), "bounds must be a pair (low, high) of numbers, with None for an unknown side, "
                                   "but got (0.0, 'x')"),
-        (dict(bounds=(0.0, float("inf"))), "bounds must be finite (None for an unknown side) but got (0.0, inf)"),
+        (dict(bounds=(0.0, float("inf"))), "bounds must be finite with low < high (use None, not infinity, for an "
+                                           "unknown side), but got (0.0, inf)"),
         (dict(model=42), "model must be an LCPFN, a model name or a checkpoint directory, but got 42"),
     ],
 )
@@ -250,8 +252,9 @@ def test__pruner__one_known_side_of_bounds_replaces_that_derived_side():
     _complete(study, {1: 300.0, 2: 200.0, 3: 120.0})
     _report(study.ask(), 1, 250.0)
     assert model.calls[-1]["bounds"] == pytest.approx((-60.0, 400.0))
-    # (None, None) is no bounds at all
+    # (None, None) and "infer" are no bounds at all
     assert LCPFNPruner(max_resource=3, bounds=(None, None))._bounds is None
+    assert LCPFNPruner(max_resource=3, bounds="infer")._bounds is None
 
 
 def test__pruner__known_side_beyond_the_other_derived_side_keeps_the_derived_width():

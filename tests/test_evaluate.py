@@ -453,18 +453,13 @@ def test__evaluate__rejected_curves_are_isolated_and_counted(tiny, small_prior):
     assert rejecting.calls < 12 + 2 * len(high) * 4  # bisection, not one call per curve
 
 
-class SlowFirstCall:
-    """Delegates to a predictor; its first call in a process pays a one-time setup of 0.3 s."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.calls = 0
+class SlowFirstCall(Counting):
+    """A counting predictor whose first call in a process pays a one-time setup of 0.3 s."""
 
     def predict(self, curves, **kw):
-        self.calls += 1
-        if self.calls == 1:
+        if self.calls == 0:
             time.sleep(0.3)
-        return self.inner.predict(curves, **kw)
+        return super().predict(curves, **kw)
 
 
 def test__evaluate__one_time_setup_is_not_charged_to_any_curve(tiny, small_prior):

@@ -34,6 +34,17 @@ Shape components (on the noiseless curve ``f``, initially ``b``; ``f1`` is its f
   step-decay schedules (ResNet on CIFAR/ImageNet at 30/60/90 or 50/75 % of training); none of
   our real data sets has clean steps (modded-nanoGPT's cooldown bends its curves more gently), so
   the ranges follow those published schedules rather than a fit.
+* **late rise** (``p_late_rise``, 0 unless set): ``f <- f + G ((s - s_r)_+ / (1 - s_r))^q``, a
+  second rise that starts at ``s_r`` (uniform in ``late_rise_start_range``) and ends with the
+  budget, gaining ``G = g (1 - f(s_r))_+``, a fraction ``g`` (log-uniform in
+  ``late_rise_gain_range``) of the headroom left at ``s_r``, with the shape ``q`` (uniform in
+  ``late_rise_power_range``; 1 is linear, larger accelerates into the end); a curve that would
+  exceed 1 is scaled by ``1 / max f``. Motivated by budget-tied learning-rate decay (cosine,
+  linear cooldown): about a fifth of the LCBench surrogate curves (213 of 1,020) rise more in their
+  last 10 epochs than in epochs 21-31, and the best configurations of some tasks plateau by epoch
+  3-8 and then climb 4-7 points (2-10 % of their headroom) steadily to the end. Added after the
+  shipped ``default`` model was trained, so it is off by default and draws its numbers after all
+  the others: with ``p_late_rise = 0`` a seed gives the curves it gave before.
 * **overfitting** (``p_overfit``): from the onset ``s_o`` (uniform in ``overfit_onset_range``, and
   after the last step plus 0.05 when the curve has steps) the curve is frozen at its value there
   and declines by ``D ((s - s_o) / (1 - s_o))^p``, reaching ``f(s_o) - D`` at the last epoch
@@ -105,10 +116,16 @@ from lcpfn.priors.base import CurveBatch
 from lcpfn.priors.reference import ReferencePrior
 
 COMPONENTS = (
-    "slow_start", "step", "overfit", "collapse", "flat", "low_noise", "heteroscedastic", "ar1", "outliers",
+    "slow_start", "step", "late_rise", "overfit", "collapse", "flat", "low_noise", "heteroscedastic", "ar1", "outliers",
     "quantize",
 )
 """The switchable components, in the order they are applied; each has a ``p_<name>`` field."""
+
+# Components added after models were trained on this prior. Their switches and parameters come
+# from a later draw (after every older one) and their probabilities default to 0, so a seed gives
+# the same curves as before with them off, and a checkpoint that predates them means the same prior.
+_ADDED_LATER = ("late_rise",)
+_LATE_PARAMS = ("late_rise_switch", "late_rise_start", "late_rise_gain", "late_rise_power")
 
 # Columns of the (B, len(_PARAMS)) uniform draws behind every per-curve parameter. Every curve gets
 # every parameter whether or not its component is on, so the generator's stream does not depend
@@ -140,6 +157,7 @@ class ExtendedPrior:
     p_reference: float = 0.25  # the curve is exactly a reference-prior curve
     p_slow_start: float = 0.15
     p_step: float = 0.05
+    p_late_rise: float = 0.0  # off by default: added later (see the module docstring)
     p_overfit: float = 0.1
     p_collapse: float = 0.02
     p_flat: float = 0.1
@@ -157,6 +175,9 @@ class ExtendedPrior:
     step_jump_range: Range = (0.05, 0.3)  # size of the first jump
     step_second_ratio_range: Range = (0.2, 0.7)  # second jump / first jump
     step_width_range: Range = (0.003, 0.03)  # log-uniform: saturation scale after a jump
+    late_rise_start_range: Range = (0.0, 0.7)  # progress where the second rise starts
+    late_rise_gain_range: Range = (0.02, 0.4)  # log-uniform: gain by the last epoch / headroom (1 - f)
+    late_rise_power_range: Range = (0.7, 2.5)  # shape of the rise (1: linear, > 1: accelerating)
     overfit_onset_range: Range = (0.1, 0.8)
     overfit_decline_range: Range = (0.02, 0.3)  # log-uniform: total decline by the last epoch
     overfit_power_range: Range = (0.7, 1.5)  # shape of the decline (1: linear)
@@ -189,11 +210,11 @@ class ExtendedPrior:
                 object.__setattr__(self, f.name, (float(value[0]), float(value[1])))
             elif f.name.startswith("p_") and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{f.name} must be a probability in [0, 1], got {value!r}")
-        for name in ("slow_start_position_range", "step_width_range", "overfit_decline_range",
+        for name in ("slow_start_position_range", "step_width_range", "late_rise_gain_range", "overfit_decline_range",
                      "collapse_width_range", "flat_change_range", "outlier_rate_range"):
             if getattr(self, name)[0] <= 0:
                 raise ValueError(f"{name} is log-uniform and must be positive, got {getattr(self, name)!r}")
-        for name in ("step_position_range", "overfit_onset_range", "collapse_position_range"):
+        for name in ("step_position_range", "late_rise_start_range", "overfit_onset_range", "collapse_position_range"):
             low, high = getattr(self, name)
             if not (0 <= low and high <= 1):
                 raise ValueError(f"{name} is a training progress and must lie in [0, 1], got {(low, high)!r}")
@@ -201,6 +222,11 @@ class ExtendedPrior:
             raise ValueError(f"ar1_coef_range must lie in (-1, 1), got {self.ar1_coef_range!r}")
         if self.outlier_rate_range[1] > 1:
             raise ValueError(f"outlier_rate_range must lie in (0, 1], got {self.outlier_rate_range!r}")
+        if self.late_rise_power_range[0] <= 0:
+            raise ValueError(f"late_rise_power_range must be positive, got {self.late_rise_power_range!r}")
+        if self.late_rise_gain_range[1] > 1:
+            raise ValueError(f"late_rise_gain_range is a fraction of the headroom and must lie in (0, 1], "
+                             f"got {self.late_rise_gain_range!r}")
         if self.overfit_power_range[0] <= 0:
             raise ValueError(f"overfit_power_range must be positive, got {self.overfit_power_range!r}")
         if not (0 <= self.slow_start_drop_range[0] and self.slow_start_drop_range[1] <= 1):
@@ -247,7 +273,8 @@ class ExtendedPrior:
         under each name in :data:`COMPONENTS`, and the drawn parameters of the components that
         are on (float, NaN where the component is off): ``"slow_start.position"``,
         ``"slow_start.plateau"``, ``"step.position_1"``, ``"step.position_2"`` (NaN for one step),
-        ``"step.jump_1"``, ``"step.jump_2"``, ``"overfit.onset"`` (grid-aligned), ``"overfit.decline"``,
+        ``"step.jump_1"``, ``"step.jump_2"``, ``"late_rise.start"``, ``"late_rise.gain"`` (the gain by
+        the last epoch before any rescaling), ``"overfit.onset"`` (grid-aligned), ``"overfit.decline"``,
         ``"collapse.position"``, ``"collapse.level"``, ``"heteroscedastic.log_ratio"``,
         ``"ar1.coef"``, ``"flat.change"``, ``"low_noise.sigma"``, ``"quantize.levels"``.
         """
@@ -260,20 +287,27 @@ class ExtendedPrior:
             noise_log_mean=self.noise_log_mean, noise_log_std=self.noise_log_std, max_rounds=self.max_rounds
         ).sample(batch_size, seq_len=seq_len, **kw)
         b, length = batch_size, seq_len
-        u_switch = torch.rand(b, 1 + len(COMPONENTS), **kw)  # (B, 10): reference + components
+        older = [c for c in COMPONENTS if c not in _ADDED_LATER]
+        u_switch = torch.rand(b, 1 + len(older), **kw)  # (B, 11): reference + older components
         u = torch.rand(b, len(_PARAMS), **kw)  # (B, P): every per-curve parameter
         eta = torch.randn(b, length, **kw)  # (B, L): standard-normal noise
         u_out = torch.rand(b, length, **kw)  # (B, L): outlier positions, sizes and signs
+        u_late = torch.rand(b, len(_LATE_PARAMS), **kw)  # (B, 4): switch and parameters of later components
+        late = {name: u_late[:, j] for j, name in enumerate(_LATE_PARAMS)}
 
         is_ref = u_switch[:, 0] < self.p_reference
-        on = {c: (u_switch[:, 1 + k] < getattr(self, f"p_{c}")) & ~is_ref for k, c in enumerate(COMPONENTS)}
+        on = {c: (u_switch[:, 1 + k] < getattr(self, f"p_{c}")) & ~is_ref for k, c in enumerate(older)}
+        on["late_rise"] = (late["late_rise_switch"] < self.p_late_rise) & ~is_ref
         info: dict[str, torch.Tensor] = {"reference": is_ref, **on}
 
+        def column(col: str) -> torch.Tensor:  # (B,) uniforms
+            return late[col] if col in late else u[:, _COL[col]]
+
         def uniform(col: str, rng: Range) -> torch.Tensor:  # (B,)
-            return rng[0] + (rng[1] - rng[0]) * u[:, _COL[col]]
+            return rng[0] + (rng[1] - rng[0]) * column(col)
 
         def log_uniform(col: str, rng: Range) -> torch.Tensor:  # (B,)
-            return torch.exp(math.log(rng[0]) + (math.log(rng[1]) - math.log(rng[0])) * u[:, _COL[col]])
+            return torch.exp(math.log(rng[0]) + (math.log(rng[1]) - math.log(rng[0])) * column(col))
 
         def record(key: str, value: torch.Tensor, mask: torch.Tensor) -> None:
             info[key] = torch.where(mask, value, torch.full_like(value, math.nan))
@@ -312,6 +346,19 @@ class ExtendedPrior:
         record("step.position_2", s2, two)
         record("step.jump_1", jump1, on["step"])
         record("step.jump_2", jump2, two)
+
+        # 2b. late rise: a second rise that ends with the budget, gaining a fraction of the headroom
+        s_r = uniform("late_rise_start", self.late_rise_start_range)  # (B,)
+        i_r = (s_r * length).ceil().clamp(1, length).long() - 1  # (B,) first epoch at or after s_r
+        headroom = (1 - f.gather(1, i_r[:, None])).clamp_min(0)  # (B, 1)
+        gain = log_uniform("late_rise_gain", self.late_rise_gain_range)[:, None] * headroom
+        power = uniform("late_rise_power", self.late_rise_power_range)[:, None]
+        ramp = ((s - s_r[:, None]).clamp_min(0) / (1 - s_r[:, None])) ** power  # (B, L) 0 -> 1 at s = 1
+        risen = f + gain * ramp
+        risen = risen / risen.amax(dim=1, keepdim=True).clamp_min(1.0)  # keep <= 1
+        f = torch.where(on["late_rise"][:, None], risen, f)
+        record("late_rise.start", s_r, on["late_rise"])
+        record("late_rise.gain", gain[:, 0], on["late_rise"])
 
         # 3. overfitting: freeze at the onset, then decline by D at the last epoch
         onset = uniform("overfit_onset", self.overfit_onset_range)

@@ -124,6 +124,11 @@ def test__sample__bad_sizes_raise_value_error(batch_size, seq_len):
         (dict(ar1_coef_range=(0.5, 1.0)), "ar1_coef_range"),
         (dict(quantize_levels_range=(0.5, 10)), "quantize_levels_range"),
         (dict(max_rounds=0), "max_rounds.*0"),
+        (dict(p_late_rise=1.2), "p_late_rise.*1.2"),
+        (dict(late_rise_start_range=(0.2, 1.3)), "late_rise_start_range.*1.3"),
+        (dict(late_rise_gain_range=(0.0, 0.2)), "late_rise_gain_range.*log-uniform"),
+        (dict(late_rise_gain_range=(0.1, 1.5)), "late_rise_gain_range.*headroom"),
+        (dict(late_rise_power_range=(0.0, 2.0)), "late_rise_power_range.*positive"),
     ],
 )
 def test__extended_prior__bad_settings_raise_value_error(settings, match):
@@ -288,6 +293,46 @@ def test__step__jumps_at_the_step_position_by_more_than_the_noise():
     assert (info["step.position_2"][two] >= s1[two]).all()
     assert (info["step.jump_2"][two] < info["step.jump_1"][two]).all()
     assert _within_binomial(int(two.sum()), N, 0.5)
+
+
+def test__late_rise__is_off_by_default_and_leaves_older_seeds_unchanged():
+    # added after models were trained: off by default, and its numbers are drawn after all others
+    assert ExtendedPrior().p_late_rise == 0.0
+    (a, info), (b, _) = _draw(ExtendedPrior(), 500), _draw(ExtendedPrior(p_late_rise=0.0), 500)
+    assert not info["late_rise"].any() and info["late_rise.start"].isnan().all()
+    c, info_c = _draw(ExtendedPrior(p_late_rise=0.5), 500)
+    rising = info_c["late_rise"]
+    assert 0 < int(rising.sum()) < 500
+    # curves without the component are the very curves drawn with it switched off
+    assert torch.equal(a.values[~rising], c.values[~rising]) and torch.equal(a.values, b.values)
+    assert not torch.equal(a.values[rising], c.values[rising])
+
+
+def test__late_rise__adds_a_ramp_that_starts_at_s_r_and_ends_with_the_budget():
+    off, on, info = _paired("late_rise")
+    b, f = off.noiseless, on.noiseless
+    s_r, gain = info["late_rise.start"], info["late_rise.gain"]
+    assert ((s_r >= 0) & (s_r <= 0.7)).all()
+    assert (f <= 1 + 1e-12).all()
+    delta = f - b
+    s = torch.arange(1, 101, dtype=torch.float64)[None, :] / 100
+    # nothing changes before s_r; afterwards the extra value only grows, and the full gain is reached
+    # at the last epoch: G = g (1 - f(s_r)) with g in the gain range
+    before = s < s_r[:, None]
+    keep = b.amax(dim=1) + gain <= 1  # curves that the rescaling to <= 1 left alone
+    assert int(keep.sum()) > N // 2
+    assert torch.equal(delta[keep][before[keep]], torch.zeros_like(delta[keep][before[keep]]))
+    assert (delta[keep].diff(dim=1) >= -1e-12).all()
+    torch.testing.assert_close(delta[keep][:, -1], gain[keep], rtol=0, atol=1e-12)
+    i_r = (s_r * 100).ceil().clamp(1, 100).long() - 1
+    headroom = (1 - b.gather(1, i_r[:, None])[:, 0]).clamp_min(0)
+    ratio = gain[headroom > 0.05] / headroom[headroom > 0.05]
+    assert ((ratio >= 0.02 - 1e-9) & (ratio <= 0.4 + 1e-9)).all()
+    # log-uniform: about half the ratios lie below the geometric midpoint
+    assert _within_binomial(int((ratio < (0.02 * 0.4) ** 0.5).sum()), len(ratio), 0.5)
+    # and the rise is visible in the observed values: the last 10 epochs gained on the base curve
+    late = (on.values[:, -10:] - off.values[:, -10:]).mean(dim=1)
+    assert (late[keep & (gain > 0.05)] > 0.02).double().mean() > 0.9
 
 
 def test__overfit__freezes_at_the_onset_then_declines_by_the_drawn_amount():

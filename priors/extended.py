@@ -42,7 +42,7 @@ Shape components (on the noiseless curve ``f``, initially ``b``; ``f1`` is its f
   exceed 1 is scaled by ``1 / max f``. Motivated by budget-tied learning-rate decay (cosine,
   linear cooldown): about a fifth of the LCBench surrogate curves (213 of 1,020) rise more in their
   last 10 epochs than in epochs 21-31, and the best configurations of some tasks plateau by epoch
-  3-8 and then climb 4-7 points (2-10 % of their headroom) steadily to the end. Added after the
+  3-8 and then climb 3-7 points (10-20 % of their headroom) steadily to the end. Added after the
   shipped ``default`` model was trained, so it is off by default and draws its numbers after all
   the others: with ``p_late_rise = 0`` a seed gives the curves it gave before.
 * **overfitting** (``p_overfit``): from the onset ``s_o`` (uniform in ``overfit_onset_range``, and

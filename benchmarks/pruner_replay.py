@@ -108,11 +108,11 @@ def load_tasks(source: str, data_dir: Path, split: str) -> list[Task]:
 
 def make_pruner(name: str, *, max_resource: int, model: LCPFN,
                 bounds: tuple[float | None, float | None] | None = None) -> optuna.pruners.BasePruner:
-    if name.startswith("lcpfn@"):  # lcpfn@<min_prob>[/w<n_warmup_steps>][/c<n_confirm>]
+    if name.startswith("lcpfn@"):  # lcpfn@<min_prob>[/w<n_warmup_steps>][/c<n_confirm>][/h]
         min_prob, *options = name[len("lcpfn@"):].split("/")
-        opts = {o[0]: int(o[1:]) for o in options}
+        opts = {o[0]: int(o[1:] or 1) for o in options}
         return LCPFNPruner(max_resource=max_resource, min_prob=float(min_prob), n_warmup_steps=opts.get("w", 0),
-                           n_confirm=opts.get("c", 1), bounds=bounds, model=model)
+                           n_confirm=opts.get("c", 1), history=bool(opts.get("h", 0)), bounds=bounds, model=model)
     if name == "nop":
         return optuna.pruners.NopPruner()
     if name == "median":
@@ -248,10 +248,10 @@ def plot(source: str, rows: list[dict], path: Path, title: str) -> None:
     for r in rows:  # one line per setting other than min_prob ("", "/w5", "/c2", "/w5/c2", ...)
         if r["pruner"].startswith("lcpfn@"):
             groups.setdefault(r["pruner"].partition("@")[2].partition("/")[2], []).append(r)
-    names = {"w": "n_warmup_steps", "c": "n_confirm"}
+    names = {"w": "n_warmup_steps", "c": "n_confirm", "h": "history"}
     for g, (options, lc) in enumerate(sorted(groups.items())):
         lc.sort(key=lambda r: r["epochs"])
-        label = ", ".join(f"{names[o[0]]}={o[1:]}" for o in options.split("/") if o) or "defaults"
+        label = ", ".join(f"{names[o[0]]}={o[1:] or 'True'}" for o in options.split("/") if o) or "defaults"
         ax.errorbar([r["epochs"] for r in lc], [r["regret"] for r in lc], yerr=[r["regret_se"] for r in lc], fmt="o-",
                     color=("C3", "C8", "C9", "C7")[g % 4], capsize=2, label=f"LCPFNPruner ({label})")
         for r in lc:
@@ -281,13 +281,14 @@ def overhead(model: LCPFN, n_completed: int, n_steps: int, storage: str = "memor
 
     ``storage``: ``memory`` (Optuna's in-memory storage) or ``sqlite`` (a file in a temporary
     directory). ``lcpfn@1/c1000`` finds every check low but never prunes: each check then also
-    reads the trial's record back from the storage (``n_confirm``'s worst case).
+    reads the trial's record back from the storage (``n_confirm``'s worst case); ``lcpfn@1/c1000/h``
+    also forecasts the ``n_completed`` trials at every check (``history=True``'s worst case).
     """
     import tempfile
 
     rng = np.random.default_rng(0)
     tmp = tempfile.TemporaryDirectory()
-    for k, name in enumerate(["lcpfn@0.05", "lcpfn@1/c1000", "median"]):
+    for k, name in enumerate(["lcpfn@0.05", "lcpfn@1/c1000", "lcpfn@1/c1000/h", "median"]):
         url = None if storage == "memory" else f"sqlite:///{tmp.name}/study{k}.db"
         study = optuna.create_study(storage=url, direction="maximize",
                                     pruner=make_pruner(name, max_resource=n_steps, model=model))
@@ -322,6 +323,8 @@ def main() -> None:
     parser.add_argument("--min-probs", type=float, nargs="+", default=[0.01, 0.05, 0.1])
     parser.add_argument("--warmups", type=int, nargs="+", default=[0], help="LCPFNPruner n_warmup_steps values")
     parser.add_argument("--confirms", type=int, nargs="+", default=[1], help="LCPFNPruner n_confirm values")
+    parser.add_argument("--histories", type=int, nargs="+", default=[0], choices=[0, 1],
+                        help="LCPFNPruner history values (1: P(improve) corrected by the study's completed trials)")
     parser.add_argument("--pruners", nargs="+", default=BASELINES, help=f"baselines among {BASELINES}")
     parser.add_argument("--bounds", default="study", choices=["study", "known"],
                         help="LCPFNPruner bounds: study (derived from the study, the default) or known "
@@ -363,8 +366,8 @@ def main() -> None:
         return
 
     pruners = list(args.pruners) + [
-        f"lcpfn@{p:g}" + (f"/w{w}" if w else "") + (f"/c{c}" if c > 1 else "")
-        for c in args.confirms for w in args.warmups for p in args.min_probs
+        f"lcpfn@{p:g}" + (f"/w{w}" if w else "") + (f"/c{c}" if c > 1 else "") + ("/h" if h else "")
+        for h in args.histories for c in args.confirms for w in args.warmups for p in args.min_probs
     ]
     results: list[StudyResult] = []
     for source in args.sources:

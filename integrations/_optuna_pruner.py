@@ -41,6 +41,11 @@ ATTR_KEY = "lcpfn_pruner"
 #: but ordinary rise under the prior.
 _MARGIN = 1.0
 
+#: ``history=True``: the most recent COMPLETE trials whose forecasts are checked against their
+#: final values, and the weight (in pseudo-trials) of the model's own P(improve) in the estimate.
+_HISTORY_TRIALS = 100
+_HISTORY_PRIOR = 10.0
+
 
 class LCPFNPruner(BasePruner):
     """Prune trials whose forecast final value is unlikely to beat the best completed trial.
@@ -97,7 +102,9 @@ class LCPFNPruner(BasePruner):
     ``step`` (the step checked), ``max_resource``, ``threshold``, ``median_final`` (the predicted
     median value at ``max_resource``, caller units), ``p_improve`` (P(final value better than
     ``threshold``)), ``below`` (consecutive checks with ``p_improve < min_prob``, this one included,
-    compared with ``n_confirm``), ``pruned`` (the decision). A trial pruned for a non-finite value gets
+    compared with ``n_confirm``), ``pruned`` (the decision); with ``history=True``, a check that
+    consulted the history also has ``p_history`` and ``n_history`` (the completed trials used), and
+    ``p_improve`` is then the larger of the model's value and ``p_history``. A trial pruned for a non-finite value gets
     ``{"step": ..., "pruned": True, "reason": "non-finite value"}``.
 
     **Processes and threads.** The decision depends only on what the study's storage holds, never
@@ -130,6 +137,14 @@ class LCPFNPruner(BasePruner):
             forecast from one or two early values is wrong for a single check (a first epoch far
             below the second, a common start on real curves) at the cost of one more check per
             pruned trial; ``benchmarks/results/pruner_default.md`` measures the trade-off.
+        history: Check the model against the study's own completed trials before pruning. At a
+            check that would prune, each COMPLETE trial (the latest 100) is forecast from its values
+            up to the same step, and P(improve) becomes the share of those forecasts whose
+            P(better than the trial's actual final value) fell below the model's P(improve) — the
+            chance of improving, as far as this study's curves say the model's numbers come true —
+            shrunk towards the model's own value with the weight of 10 trials. It can only raise
+            P(improve): a study whose curves kept rising past the forecasts spares trials the model
+            alone would prune. Costs one batched forecast of the completed trials per such check.
         target: The threshold to beat while no trial has completed (e.g. the score of the model in
             production). ``None``: no pruning before a trial completes.
         bounds: Known ``(low, high)`` range of the metric (e.g. ``(0, 100)`` for an accuracy in %),
@@ -149,6 +164,7 @@ class LCPFNPruner(BasePruner):
         n_warmup_steps: int = 0,
         interval_steps: int = 1,
         n_confirm: int = 1,
+        history: bool = False,
         target: float | None = None,
         bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
         model: "LCPFN | str | os.PathLike[str] | None" = None,
@@ -166,6 +182,8 @@ class LCPFNPruner(BasePruner):
         n_warmup_steps = _integer(n_warmup_steps, "n_warmup_steps", minimum=0)
         interval_steps = _integer(interval_steps, "interval_steps", minimum=1)
         n_confirm = _integer(n_confirm, "n_confirm", minimum=1)
+        if not isinstance(history, (bool, np.bool_)):
+            raise InputError(f"history must be True or False but got {history!r}")
         if target is not None:
             target = _number(target, "target")
             if not math.isfinite(target):
@@ -184,6 +202,7 @@ class LCPFNPruner(BasePruner):
         self._n_warmup_steps = n_warmup_steps
         self._interval_steps = interval_steps
         self._n_confirm = n_confirm
+        self._history = bool(history)
         self._target = target
         self._bounds = bounds
         # A model given as an object is used as is; a name or path (or None: the default model) is
@@ -242,6 +261,13 @@ class LCPFNPruner(BasePruner):
         )
         p_improve = float(forecast.prob_improve(threshold))
         median_final = float(forecast.median()[-1])
+        history: dict[str, Any] = {}
+        if self._history and p_improve < self._min_prob:
+            p_history, n_history = self._p_from_history(
+                completed, step, curve.size, max_resource, max_epochs, maximize, bounds, p_improve
+            )
+            history = {"p_history": p_history, "n_history": n_history}
+            p_improve = max(p_improve, p_history)
         below = 0
         if p_improve < self._min_prob:
             # The previous record from the storage: `trial` may be a copy cached by optuna.Trial
@@ -260,6 +286,7 @@ class LCPFNPruner(BasePruner):
                 "threshold": threshold,
                 "median_final": median_final,
                 "p_improve": p_improve,
+                **history,
                 "below": below,
                 "pruned": pruned,
             },
@@ -269,6 +296,52 @@ class LCPFNPruner(BasePruner):
             trial.number, step, threshold, p_improve, median_final, "prune" if pruned else "continue",
         )
         return pruned
+
+    def _p_from_history(
+        self,
+        completed: list["FrozenTrial"],
+        step: int,
+        n_observed: int,
+        max_resource: int,
+        max_epochs: int,
+        maximize: bool,
+        bounds: tuple[float, float],
+        p_improve: float,
+    ) -> tuple[float, int]:
+        """P(improve) as the study's completed trials say the model's forecasts at ``step`` came true.
+
+        Each COMPLETE trial (the latest :data:`_HISTORY_TRIALS`) is forecast from its own values up
+        to ``step``, and ``q_j`` is that forecast's P(final value better than the trial's actual
+        final value). For a calibrated model ``q_j`` is uniform on ``[0, 1]``; the trial at hand
+        improves on the threshold exactly when its own ``q`` is below ``p_improve``, so
+        ``P(q < p_improve)`` estimated from the ``q_j`` is P(improve) corrected by the study's
+        history. The estimate is shrunk towards ``p_improve`` with :data:`_HISTORY_PRIOR` pseudo-
+        trials: ``(#{q_j < p} + k p) / (n + k)``. Returns it and ``n``.
+        """
+        curves, finals = [], []
+        for t in sorted(completed, key=lambda t: t.number)[-_HISTORY_TRIALS:]:
+            final = t.intermediate_values.get(max_resource, t.value)
+            if final is None or not math.isfinite(final):
+                continue
+            prefix = {s: v for s, v in t.intermediate_values.items() if s <= step}
+            if not prefix or not any(math.isfinite(v) for v in prefix.values()):
+                continue
+            curve, _ = _epoch_curve(prefix, max_resource)
+            if curve.size == n_observed:  # forecast from as many epochs as the trial at hand has
+                curves.append(curve)
+                finals.append(float(final))
+        n = len(curves)
+        if n == 0:
+            return p_improve, 0
+        values = np.stack(curves)
+        low = min(bounds[0], float(values.min()), min(finals))
+        high = max(bounds[1], float(values.max()), max(finals))
+        forecast = self._get_model().predict(
+            values, max_epochs=max_epochs, direction="maximize" if maximize else "minimize", bounds=(low, high)
+        )
+        q = np.asarray(forecast.prob_improve(np.asarray(finals)), dtype=np.float64)
+        k = _HISTORY_PRIOR
+        return float((np.count_nonzero(q < p_improve) + k * p_improve) / (n + k)), n
 
     def _bounds_for(self, curve: np.ndarray, threshold: float, completed: list["FrozenTrial"]) -> tuple[float, float]:
         """``(low, high)`` for :meth:`LCPFN.predict`; ``curve`` is the ``(T,)`` observed curve.
@@ -333,7 +406,8 @@ class LCPFNPruner(BasePruner):
         return (
             f"LCPFNPruner(max_resource={self._max_resource!r}, min_prob={self._min_prob}, "
             f"n_startup_trials={self._n_startup_trials}, n_warmup_steps={self._n_warmup_steps}, "
-            f"interval_steps={self._interval_steps}, n_confirm={self._n_confirm}, target={self._target!r}, "
+            f"interval_steps={self._interval_steps}, n_confirm={self._n_confirm}, history={self._history}, "
+            f"target={self._target!r}, "
             f"bounds={self._bounds!r})"
         )
 

@@ -136,6 +136,7 @@ def test__pruner__defaults_need_only_max_resource():
         (dict(n_confirm=0), "n_confirm must be at least 1 but got 0"),
         (dict(n_confirm=True), "n_confirm must be an integer but got True"),
         (dict(target=float("nan")), "target must be finite but got nan"),
+        (dict(history="yes"), "history must be True or False but got 'yes'"),
         (dict(bounds=(1.0, 0.0)), "bounds must be finite with low < high, but got (1.0, 0.0)"),
         (dict(bounds=3), "bounds must be a pair (low, high) of numbers, with None for an unknown side, or 'infer', "
                          "but got 3"),
@@ -401,6 +402,61 @@ def test__pruner__n_confirm_counts_a_repeated_check_of_one_step_once():
     trial.report(0.0, 2)
     assert trial.should_prune() is True and trial.should_prune() is True
     assert study.trials[-1].user_attrs[ATTR_KEY]["below"] == 2
+
+
+def _history_study(history: bool, finals: list[float], model) -> "optuna.Study":
+    """max_resource 10, bounds (0, 1) (model space = caller units), completed trials flat at 0.1 until
+    step 9 that end at ``finals``: the stand-in forecast them at 0.1, so a final above ~0.4 surprised it."""
+    study = _study("maximize", LCPFNPruner(max_resource=10, bounds=(0, 1), history=history, model=model))
+    for final in finals:
+        _complete(study, {**{s: 0.1 for s in range(1, 10)}, 10: final})
+    return study
+
+
+def test__pruner__history_spares_a_trial_when_completed_trials_beat_their_forecasts():
+    model = _GaussModel()
+    study = _history_study(True, [0.9, 0.85, 0.8], model)
+    trial = study.ask()
+    trial.report(0.1, 1)
+    n_calls = len(model.calls)
+    assert _report(trial, 2, 0.6) is False
+    record = study.trials[-1].user_attrs[ATTR_KEY]
+    p = _p_gauss(0.6, 0.9)  # 0.00135: the model alone prunes
+    # the three completed trials were forecast from their first 2 values (one batch of 3 curves) and each
+    # ended far above its forecast: q_j ~ 0 < p for all, so P = (3 + 10 p) / (3 + 10)
+    assert len(model.calls) == n_calls + 2 and model.calls[-1]["curve"].shape == (3, 2)
+    assert record["n_history"] == 3
+    assert record["p_history"] == pytest.approx((3 + 10 * p) / 13, rel=1e-9)
+    assert record["p_improve"] == record["p_history"] and record["pruned"] is False
+    assert "history=True" in repr(study.pruner)
+
+
+def test__pruner__history_of_well_forecast_trials_changes_nothing():
+    model = _GaussModel()
+    study = _history_study(True, [0.1, 0.1, 0.1], model)  # finals as forecast: q_j = 0.5
+    study.tell(study.ask(), 0.9)  # a trial with only an objective value: no curve to check, skipped
+    trial = study.ask()
+    assert _report(trial, 1, 0.6) is True
+    record = study.trials[-1].user_attrs[ATTR_KEY]
+    p = _p_gauss(0.6, 0.9)
+    assert record["n_history"] == 3 and record["p_history"] == pytest.approx(10 * p / 13, rel=1e-9)
+    assert record["p_improve"] == pytest.approx(p, rel=1e-9)  # never lowered below the model's own
+    assert record["pruned"] is True
+
+
+def test__pruner__history_is_off_by_default_and_only_consulted_below_min_prob():
+    model = _GaussModel()
+    study = _history_study(False, [0.9, 0.85], model)
+    trial = study.ask()
+    assert _report(trial, 1, 0.6) is True
+    assert "p_history" not in study.trials[-1].user_attrs[ATTR_KEY]
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    model = _GaussModel()
+    study = _history_study(True, [0.9, 0.85], model)
+    trial = study.ask()
+    n_calls = len(model.calls)
+    assert _report(trial, 1, 0.85) is False  # P(improve) 0.31: no history needed
+    assert len(model.calls) == n_calls + 1 and "p_history" not in study.trials[-1].user_attrs[ATTR_KEY]
 
 
 def test__pruner__interval_steps_check_every_interval_after_warmup():

@@ -43,7 +43,7 @@ _MARGIN = 1.0
 
 #: ``history=True``: the most recent COMPLETE trials whose forecasts are checked against their
 #: final values, and the weight (in pseudo-trials) of the model's own P(improve) in the estimate.
-_HISTORY_TRIALS = 100
+_HISTORY_TRIALS = 30
 _HISTORY_PRIOR = 10.0
 
 
@@ -118,7 +118,10 @@ class LCPFNPruner(BasePruner):
     unless their training needs torch's threads. A database storage adds its own reads and the
     write of the record (sqlite file: 10 ms per check, of which 3 ms are also paid by
     ``MedianPruner``); with ``n_confirm > 1`` a check that finds the trial hopeless reads the
-    previous record back (about 3 ms more on sqlite).
+    previous record back (about 3 ms more on sqlite). With ``history=True`` such a check also
+    forecasts up to 30 completed trials in one batch: 43 ms median when every check of a trial
+    is low (in-memory, 100 completed trials, one core), 6.7 ms on average per check in the LCBench
+    replay (``benchmarks/results/pruner_default_v2.md``).
 
     Multi-objective studies are not supported (Optuna's ``should_prune`` rejects them too).
 
@@ -138,7 +141,7 @@ class LCPFNPruner(BasePruner):
             below the second, a common start on real curves) at the cost of one more check per
             pruned trial; ``benchmarks/results/pruner_default.md`` measures the trade-off.
         history: Check the model against the study's own completed trials before pruning. At a
-            check that would prune, each COMPLETE trial (the latest 100) is forecast from its values
+            check that would prune, each COMPLETE trial (the latest 30) is forecast from its values
             up to the same step, and P(improve) becomes the share of those forecasts whose
             P(better than the trial's actual final value) fell below the model's P(improve) — the
             chance of improving, as far as this study's curves say the model's numbers come true —

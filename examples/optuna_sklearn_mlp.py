@@ -11,6 +11,7 @@ Needs: ``pip install 'lcpfn[optuna]' scikit-learn``.
     python examples/optuna_sklearn_mlp.py                 # 30 trials, 40 epochs each
     python examples/optuna_sklearn_mlp.py --compare       # also run the same trials unpruned
     python examples/optuna_sklearn_mlp.py --n-confirm 2   # prune after two low checks in a row
+    python examples/optuna_sklearn_mlp.py --history       # check the model on finished trials first
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--min-prob", type=float, default=0.05)
     parser.add_argument("--n-confirm", type=int, default=1,
                         help="consecutive low checks before pruning (1: the paper's rule)")
+    parser.add_argument("--history", action="store_true",
+                        help="check the model against the study's finished trials before pruning")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", action="store_true", help="also run the same study without pruning")
     args = parser.parse_args()
@@ -93,7 +96,8 @@ def main() -> None:
     # a scale from the study). With --n-confirm 2 a trial is pruned only after two checks in a row
     # found it hopeless: it costs epochs here, and spared real curves with a slow first epoch in the
     # replay of BENCHMARKS.md §7.
-    pruner = LCPFNPruner(max_resource=MAX_EPOCHS, min_prob=args.min_prob, n_confirm=args.n_confirm, bounds=(0.0, 1.0))
+    pruner = LCPFNPruner(max_resource=MAX_EPOCHS, min_prob=args.min_prob, n_confirm=args.n_confirm,
+                         history=args.history, bounds=(0.0, 1.0))
     t0 = time.perf_counter()
     study = run(pruner, args.n_trials, args.seed)
     seconds = time.perf_counter() - t0

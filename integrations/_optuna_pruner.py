@@ -104,8 +104,8 @@ class LCPFNPruner(BasePruner):
     ``threshold``)), ``below`` (consecutive checks with ``p_improve < min_prob``, this one included,
     compared with ``n_confirm``), ``pruned`` (the decision); with ``history=True``, a check that
     consulted the history also has ``p_history`` and ``n_history`` (the completed trials used), and
-    ``p_improve`` is then the larger of the model's value and ``p_history``. A trial pruned for a non-finite value gets
-    ``{"step": ..., "pruned": True, "reason": "non-finite value"}``.
+    ``p_improve`` is then the larger of the model's value and ``p_history``. A trial pruned for a
+    non-finite value gets ``{"step": ..., "pruned": True, "reason": "non-finite value"}``.
 
     **Processes and threads.** The decision depends only on what the study's storage holds, never
     on state kept in the pruner, so workers in several processes sharing a storage decide alike.
@@ -410,8 +410,7 @@ class LCPFNPruner(BasePruner):
             f"LCPFNPruner(max_resource={self._max_resource!r}, min_prob={self._min_prob}, "
             f"n_startup_trials={self._n_startup_trials}, n_warmup_steps={self._n_warmup_steps}, "
             f"interval_steps={self._interval_steps}, n_confirm={self._n_confirm}, history={self._history}, "
-            f"target={self._target!r}, "
-            f"bounds={self._bounds!r})"
+            f"target={self._target!r}, bounds={self._bounds!r})"
         )
 
 

@@ -143,6 +143,14 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
         model = PFN(ModelConfig(**model_cfg))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{str(directory / CONFIG_FILE)!r} has an invalid 'model' section: {exc}") from None
+    budget = config.get("budget")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, int) or not 2 <= budget <= model.config.seq_len
+    ):
+        raise CheckpointError(
+            f"{str(directory / CONFIG_FILE)!r} has an invalid 'budget' {budget!r}: "
+            f"expected an integer in [2, seq_len={model.config.seq_len}]"
+        )
     tensors = read_tensors(directory / WEIGHTS_FILE)
     if "bar.borders" not in tensors:
         raise CheckpointError(f"{str(directory / WEIGHTS_FILE)!r} has no bar borders ('bar.borders')")

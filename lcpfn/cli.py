@@ -47,6 +47,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                            metavar="NAME=VALUE",
                            help="change a field of the prior from its default, VALUE in JSON (repeatable), e.g. "
                            "--prior-setting p_step=0.3 --prior-setting step_width_range=[0.05,0.3]")
+        elif f.name == "budget":
+            p.add_argument(flag, type=int, default=None, metavar="EPOCHS",
+                           help="train for runs of this many epochs (<= --seq-len): the prior's progress-tied "
+                           "components end there and the model's native length becomes EPOCHS (default: --seq-len)")
         elif f.name == "init_from":
             p.add_argument(flag, default=None, metavar="DIR",
                            help="start from this checkpoint's weights and bin borders (same architecture; "

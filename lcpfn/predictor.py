@@ -119,12 +119,14 @@ class LCPFN:
 
     @property
     def native_length(self) -> int:
-        """The curve length (epochs) the model was trained on."""
-        return int(self.model.config.seq_len)
+        """The run length (epochs) the model was trained on: its training budget if it had one
+        (``lcpfn train --budget``), else its ``seq_len``."""
+        budget = self.config.get("budget")
+        return int(budget) if budget is not None else int(self.model.config.seq_len)
 
     def __repr__(self) -> str:
         c = self.model.config
-        return f"LCPFN(name={self.name!r}, native_length={c.seq_len}, layers={c.n_layers}, d_model={c.d_model})"
+        return f"LCPFN(name={self.name!r}, native_length={self.native_length}, layers={c.n_layers}, d_model={c.d_model})"
 
     @torch.no_grad()
     def predict(

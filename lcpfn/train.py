@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 _RUN_DEFINING = (
     "prior", "seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "head_hidden",
     "value_hidden", "steps", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2", "grad_clip", "seed",
-    "border_curves", "init_from", "prior_settings",
+    "border_curves", "init_from", "prior_settings", "budget",
 )
 # Run-defining fields added after runs already existed, with the value those runs used.
-_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0, "init_from": None, "prior_settings": None}
+_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0, "init_from": None, "prior_settings": None, "budget": None}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,15 @@ class TrainConfig:
     ``prior_settings``: fields of the prior's dataclass to change from their defaults, e.g.
     ``{"p_step": 0.3, "step_width_range": (0.05, 0.3)}`` for ``prior="extended"``. Stored as JSON
     (pairs become lists); empty means none.
+
+    ``budget``: train on runs of this many epochs (at most ``seq_len``) instead of ``seq_len``:
+    prior curves are drawn with ``seq_len=budget``, so the components an extended prior ties to
+    training progress (a late rise ending with the run, a step, overfitting, ...) happen within
+    ``budget`` epochs, and only epochs up to ``budget`` are observed and predicted. Epochs are still
+    embedded as ``t / seq_len``, so a budget run can start from (``init_from``) a ``seq_len`` model.
+    The checkpoint records the budget and :class:`~lcpfn.LCPFN` reads it as the model's native
+    length: a run of ``budget`` epochs is forecast as such, a longer one is subsampled onto it.
+    ``None`` (the default) is ``seq_len``.
     """
 
     out_dir: str
@@ -81,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     border_curves: int = 20_000
     init_from: str | None = None
+    budget: int | None = None
     device: str = "auto"
     precision: Literal["auto", "float32", "bf16"] = "auto"
     compile: bool = False
@@ -95,6 +105,10 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 1 but got {getattr(self, name)}")
         if self.seq_len < 2:
             raise InputError(f"seq_len must be at least 2 but got {self.seq_len}")
+        if self.budget is not None and (
+            isinstance(self.budget, bool) or not isinstance(self.budget, int) or not 2 <= self.budget <= self.seq_len
+        ):
+            raise InputError(f"budget must be an integer in [2, seq_len={self.seq_len}] or None, but got {self.budget!r}")
         if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
             raise InputError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}")
         if self.warmup_steps < 0:
@@ -112,6 +126,11 @@ class TrainConfig:
             object.__setattr__(self, "prior_settings", settings or None)
         self.make_prior()  # validates the prior and its settings
         self.model_config()  # validates the model fields
+
+    @property
+    def run_length(self) -> int:
+        """Epochs per training curve: ``budget``, or ``seq_len`` without one."""
+        return self.seq_len if self.budget is None else self.budget
 
     def make_prior(self) -> "Prior":
         """The prior ``prior`` with ``prior_settings`` applied (lists as tuples: the ranges)."""
@@ -162,8 +181,14 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _warm_start(config: TrainConfig, model_cfg: ModelConfig, device: torch.device) -> tuple[PFN, BarDistribution]:
-    """The weights and bin borders of the checkpoint ``config.init_from``, checked against ``model_cfg``."""
+    """The weights and bin borders of the checkpoint ``config.init_from`` (a directory, or the name
+    of a shipped model such as ``"default"``), checked against ``model_cfg``."""
     src = Path(config.init_from)
+    if not src.is_dir():
+        from lcpfn.predictor import _resolve, shipped_models
+
+        if str(config.init_from) in shipped_models():
+            src = _resolve(config.init_from)[1]
     try:
         model, bar, _ = ckpt.load_model(src, device=device)
     except CheckpointError as exc:
@@ -273,7 +298,7 @@ def train(
     else:
         # Bin borders from prior samples with their own seed, identical on every rank.
         border_gen = torch.Generator(device=device).manual_seed(config.seed + 7919)
-        values = prior.sample(config.border_curves, seq_len=config.seq_len, generator=border_gen).values
+        values = prior.sample(config.border_curves, seq_len=config.run_length, generator=border_gen).values
         bar = BarDistribution(borders_from_samples(values, config.num_bins)).to(device)
         state, meta = None, None
 
@@ -299,6 +324,8 @@ def train(
             return
         out.mkdir(parents=True, exist_ok=True)
         extra = {"step": step, "curves_seen": curves_seen, "train_config": asdict(config), "final": final}
+        if config.budget is not None:
+            extra["budget"] = config.budget  # LCPFN's native length
         opt_tensors, opt_meta = _optimizer_tensors(opt)
         rng = {f"rng.{r}": s.cpu() for r, s in enumerate(states)}
         ckpt.write_tensors(out / ckpt.STATE_FILE, {**opt_tensors, **rng}, metadata={"step": str(step)})
@@ -309,7 +336,7 @@ def train(
         })
 
     per_rank = config.batch_size // world
-    L = config.seq_len
+    L = config.run_length
     bar_iter = None
     if progress and rank == 0:
         from tqdm.auto import tqdm

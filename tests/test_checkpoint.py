@@ -50,6 +50,9 @@ def test__checkpoint__is_not_a_pickle(tmp_path):
         (lambda d: _edit_config(d, model={"d_model": 32}), "does not match"),
         (lambda d: _edit_config(d, model={"bogus": 1}), "invalid 'model'"),
         (lambda d: _edit_config(d, format_version=99), "newer"),
+        (lambda d: _edit_config(d, budget=0), "invalid 'budget' 0"),
+        (lambda d: _edit_config(d, budget=10_000), "invalid 'budget' 10000"),
+        (lambda d: _edit_config(d, budget="52"), "invalid 'budget' '52'"),
     ],
 )
 def test__checkpoint__damaged_files_raise_checkpoint_error(tmp_path, damage, match):

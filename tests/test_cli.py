@@ -110,6 +110,11 @@ def test__train__cli_trains_and_resumes(tmp_path):
     assert main(args(tmp_path / "bad") + ["--prior", "extended", "--prior-setting", "p_step"]) == 2
     assert main(args(tmp_path / "bad") + ["--prior", "extended", "--prior-setting", "p_step=lots"]) == 2
     assert main(args(tmp_path / "bad") + ["--prior", "extended", "--prior-setting", "p_nope=1"]) == 2
+    # a run budget: shorter training curves, recorded as the model's native length
+    stage5 = tmp_path / "stage5"
+    assert main(args(stage5) + ["--prior", "extended", "--budget", "30"]) == 0
+    assert json.loads((stage5 / ckpt.CONFIG_FILE).read_text())["budget"] == 30
+    assert main(args(tmp_path / "bad") + ["--budget", "101"]) == 2
 
 
 def test__console_script__help_runs():

@@ -13,7 +13,7 @@ from lcpfn.model import PFN, ModelConfig
 from lcpfn.priors import ReferencePrior
 from lcpfn.train import TrainConfig, train
 
-from conftest import tiny_config
+from conftest import TINY, tiny_config
 
 
 def _weights(out_dir):
@@ -193,3 +193,55 @@ def test__train__ddp_with_two_gloo_processes(tmp_path):
     assert not torch.equal(state["rng.0"], state["rng.1"])  # each rank draws its own curves
     model, _, _ = ckpt.load_model(out)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test__train__budget_trains_on_runs_of_that_length(tmp_path, monkeypatch):
+    """``budget``: prior curves of ``budget`` epochs, queries up to it, and the checkpoint's native length."""
+    from lcpfn import LCPFN
+    from lcpfn.priors import ExtendedPrior
+
+    lengths = []
+    sample = ExtendedPrior.sample
+
+    def spy(self, batch_size, *, seq_len=100, **kw):
+        lengths.append(seq_len)
+        return sample(self, batch_size, seq_len=seq_len, **kw)
+
+    monkeypatch.setattr(ExtendedPrior, "sample", spy)
+    result = train(tiny_config(tmp_path, steps=3, prior="extended", budget=20), progress=False)
+    assert result.finished and lengths and set(lengths) == {20}  # the border curves and every batch
+    model, _, config = ckpt.load_model(tmp_path)
+    assert config["budget"] == 20 and config["train_config"]["budget"] == 20
+    assert model.config.seq_len == TINY["seq_len"]  # epochs are still embedded as t / seq_len
+
+    lc = LCPFN.from_pretrained(tmp_path)
+    assert lc.native_length == 20 and "native_length=20" in repr(lc)
+    seen = []
+    forward = lc.model.forward
+    monkeypatch.setattr(lc.model, "forward", lambda c, y, q: seen.append((c.max().item(), q.max().item())) or forward(c, y, q))
+    fc = lc.predict([0.2, 0.3, 0.35, 0.4, 0.42, 0.45, 0.46, 0.47, 0.48, 0.49], max_epochs=40)
+    assert fc.median().shape == (30,) and torch.isfinite(torch.as_tensor(fc.median())).all()
+    assert seen and max(q for _, q in seen) <= 20 + 1e-6  # a 40-epoch run is read as a 20-epoch one
+    # a run resumed with another budget is refused, naming it
+    with pytest.raises(InputError, match=r"budget=30 \(run has 20\)"):
+        train(tiny_config(tmp_path, steps=4, prior="extended", budget=30), resume=True, progress=False)
+
+
+@pytest.mark.parametrize("budget", [1, 0, 10_000, 2.5, True, "20"])
+def test__train__bad_budget_is_rejected(budget):
+    with pytest.raises(InputError, match="budget must be an integer"):
+        TrainConfig(out_dir="x", budget=budget)
+
+
+def test__train__init_from_takes_a_shipped_model_name(tmp_path):
+    """``init_from="default"`` is the shipped model (a pip install has no models/ directory)."""
+    from lcpfn import LCPFN
+
+    shipped = LCPFN.from_pretrained("default")
+    cfg = shipped.model.config
+    arch = {f: getattr(cfg, f) for f in ("seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "head_hidden", "value_hidden")}
+    config = TrainConfig(out_dir=str(tmp_path), init_from="default", prior="extended", budget=52, steps=1,
+                         batch_size=4, border_curves=100, **arch)
+    assert train(config, stop_at_step=0, progress=False).step == 0
+    a, b = ckpt.read_tensors(tmp_path / ckpt.WEIGHTS_FILE), shipped.model.state_dict()
+    assert all(torch.equal(a[f"model.{k}"], v) for k, v in b.items())

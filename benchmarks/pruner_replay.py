@@ -330,6 +330,9 @@ def main() -> None:
                         help="LCPFNPruner bounds: study (derived from the study, the default) or known "
                         "(the metric's known range: LCBench accuracy (0, 100), TaskSet loss (0, None))")
     parser.add_argument("--model", default="default", help="LCPFN.from_pretrained name or directory")
+    parser.add_argument("--reading", default="prefix", choices=["prefix", "stretch"],
+                        help="how a run shorter than the model's native length is read: prefix (LCPFN.predict) "
+                        "or stretch over it (benchmarks/late_risers.py)")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for one curve)")
     parser.add_argument("--json", type=Path, default=None, help="write every study's result here")
@@ -346,6 +349,11 @@ def main() -> None:
     if args.from_json is None:
         model = LCPFN.from_pretrained(args.model)
         print(f"model: {model!r} ({args.model}), torch threads: {torch.get_num_threads()}")
+        if args.reading == "stretch":
+            from late_risers import StretchReading
+
+            model = StretchReading(model)
+            print("reading: stretch (epoch t of a shorter run is model epoch t * L / max_epochs)")
     if args.overhead:
         overhead(model, n_completed=100, n_steps=50, storage=args.storage)
         return

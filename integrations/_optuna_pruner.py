@@ -123,6 +123,17 @@ class LCPFNPruner(BasePruner):
     is low (in-memory, 100 completed trials, one core), 6.7 ms on average per check in the LCBench
     replay (``benchmarks/results/pruner_default_v2.md``).
 
+    **A model for the run's budget.** The default model reads a run shorter than its 100 epochs
+    as the start of a 100-epoch run. What its prior ties to the end of training, such as a late
+    rise while the learning rate anneals, then lies beyond ``max_resource``, so a curve that is
+    flat mid-run looks finished. If the learning-rate schedule spans the run, train a model for
+    that budget and pass it as ``model``. It starts from the default model and learns late rises
+    that end at ``max_resource``:
+    ``lcpfn train --out-dir runs/b50 --init-from default --head-hidden 512 --prior extended
+    --prior-setting p_late_rise=0.3 --budget 50 --curves 600000 --lr 3e-4 --min-lr 3e-4 --warmup-steps 50``
+    (about 22 minutes on 2 CPU cores). On replayed LCBench studies (52-epoch cosine runs) this
+    spared the late risers that the default model pruned (``benchmarks/results/pruner_budget.md``).
+
     Multi-objective studies are not supported (Optuna's ``should_prune`` rejects them too).
 
     Args:

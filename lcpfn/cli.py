@@ -53,7 +53,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                            "components end there and the model's native length becomes EPOCHS (default: --seq-len)")
         elif f.name == "init_from":
             p.add_argument(flag, default=None, metavar="DIR",
-                           help="start from this checkpoint's weights and bin borders (same architecture; "
+                           help="start from this checkpoint's (a directory, or a shipped model name such as "
+                           "'default') weights and bin borders (same architecture; "
                            "fresh optimizer and schedule)")
         else:
             p.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")

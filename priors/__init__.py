@@ -1,8 +1,10 @@
 """Synthetic learning-curve priors (installed as ``lcpfn.priors``).
 
 Each prior is a frozen dataclass with a ``name`` and a ``sample(batch_size, *, seq_len,
-generator, device)`` method returning a :class:`CurveBatch`. :func:`get_prior` rebuilds one from
-its name and settings, as stored in a checkpoint's config.
+generator, device, dtype)`` method returning a :class:`CurveBatch`; the shipped ones subclass
+:class:`CurvePrior`, which checks those arguments once (:class:`SampleRequest`).
+:func:`get_prior` rebuilds one from its name and settings, as stored in a checkpoint's config.
+The reference prior's parameter distributions are :mod:`lcpfn.priors.reference_params`.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from typing import Any, Protocol
 
 import torch
 
-from lcpfn.priors.base import CurveBatch
+from lcpfn.priors.base import CurveBatch, CurvePrior, SampleRequest
 from lcpfn.priors.extended import ExtendedPrior
 from lcpfn.priors.reference import PriorSamplingError, ReferencePrior
 
 __all__ = [
-    "CurveBatch", "ExtendedPrior", "Prior", "PriorSamplingError", "ReferencePrior", "get_prior", "prior_to_dict",
-    "PRIORS",
+    "CurveBatch", "CurvePrior", "ExtendedPrior", "Prior", "PriorSamplingError", "ReferencePrior", "SampleRequest",
+    "get_prior", "prior_to_dict", "PRIORS",
 ]
 
 

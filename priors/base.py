@@ -1,10 +1,15 @@
-"""What every prior returns: a typed, batch-first batch of curves."""
+"""What every prior shares: the ``sample`` call and the typed, batch-first batch it returns."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import torch
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @dataclass(frozen=True)
@@ -36,5 +41,61 @@ class CurveBatch:
     def seq_len(self) -> int:
         return self.values.shape[1]
 
-    def to(self, device: torch.device | str) -> "CurveBatch":
+    def to(self, device: torch.device | str) -> CurveBatch:
         return CurveBatch(*(t.to(device) for t in (self.epochs, self.values, self.noiseless, self.noise_std)))
+
+
+class SampleOptions(TypedDict, total=False):
+    """The keyword options of :meth:`CurvePrior.sample`; :class:`SampleRequest` says what they mean."""
+
+    seq_len: int
+    generator: torch.Generator | None
+    device: torch.device | str | None
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One checked ``sample`` call: what to draw, where and with which generator.
+
+    Attributes:
+        batch_size: the number of curves, at least 1.
+        seq_len: epochs per curve, at least 2.
+        generator: makes the draw reproducible; ``None``: torch's global generator.
+        device: where sampling happens and the tensors live; defaults to the generator's device
+            (the CPU without a generator).
+        dtype: the floating-point type of every returned tensor.
+    """
+
+    batch_size: int
+    seq_len: int = 100
+    generator: torch.Generator | None = None
+    device: torch.device | str | None = None
+    dtype: torch.dtype = torch.float32
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.seq_len < 2:
+            raise ValueError(f"batch_size must be >= 1 and seq_len >= 2, got {self.batch_size}, {self.seq_len}")
+        if self.device is None:
+            device = self.generator.device if self.generator is not None else torch.device("cpu")
+            object.__setattr__(self, "device", device)
+
+    @property
+    def tensor_options(self) -> dict[str, Any]:
+        """``generator``, ``device`` and ``dtype``, as keywords of ``torch.rand`` and friends."""
+        return {"generator": self.generator, "device": self.device, "dtype": self.dtype}
+
+
+class CurvePrior(ABC):
+    """Base of the priors: ``sample`` checks its arguments once and calls ``_sample``."""
+
+    name: ClassVar[str]
+
+    def sample(self, batch_size: int, **options: Unpack[SampleOptions]) -> CurveBatch:
+        """Draw ``batch_size`` curves; ``options`` (``seq_len=100``, ``generator``, ``device``,
+        ``dtype=torch.float32``) are the fields of :class:`SampleRequest`."""
+        return self._sample(SampleRequest(batch_size, **options))
+
+    @abstractmethod
+    def _sample(self, request: SampleRequest) -> CurveBatch:
+        """Draw the batch ``request`` asks for."""

@@ -109,11 +109,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
 
-from lcpfn.priors.base import CurveBatch
+from lcpfn.priors.base import CurveBatch, CurvePrior, SampleOptions, SampleRequest
 from lcpfn.priors.reference import ReferencePrior
+from lcpfn.priors.reference_params import NOISE_STD
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 COMPONENTS = (
     "slow_start", "step", "late_rise", "overfit", "collapse", "flat", "low_noise", "heteroscedastic", "ar1", "outliers",
@@ -144,7 +149,7 @@ Range = tuple[float, float]
 
 
 @dataclass(frozen=True)
-class ExtendedPrior:
+class ExtendedPrior(CurvePrior):
     """Configuration of the extended prior; ``sample`` draws a batch from it.
 
     ``p_*`` fields are probabilities: ``p_reference`` of all curves, ``p_<component>`` of the
@@ -194,8 +199,8 @@ class ExtendedPrior:
     p_outlier_down: float = 0.8
     quantize_levels_range: Range = (20.0, 2000.0)  # log-uniform, rounded: validation-set size
 
-    noise_log_mean: float = -4.0  # sigma = exp(N(noise_log_mean, noise_log_std)), as the reference
-    noise_log_std: float = 1.0
+    noise_log_mean: float = NOISE_STD.log_mean  # sigma = exp(N(noise_log_mean, noise_log_std)), as the reference
+    noise_log_std: float = NOISE_STD.log_std
     max_rounds: int = 64  # rejection rounds of the reference base sampler
 
     name = "extended"
@@ -238,36 +243,14 @@ class ExtendedPrior:
         if self.max_rounds < 1:
             raise ValueError(f"max_rounds must be at least 1 but got {self.max_rounds!r}")
 
-    def sample(
-        self,
-        batch_size: int,
-        *,
-        seq_len: int = 100,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> CurveBatch:
-        """Draw ``batch_size`` curves of ``seq_len`` epochs (see :meth:`sample_with_info`)."""
-        batch, _ = self.sample_with_info(
-            batch_size, seq_len=seq_len, generator=generator, device=device, dtype=dtype
-        )
-        return batch
-
     def sample_with_info(
-        self,
-        batch_size: int,
-        *,
-        seq_len: int = 100,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
+        self, batch_size: int, **options: Unpack[SampleOptions]
     ) -> tuple[CurveBatch, dict[str, torch.Tensor]]:
-        """Draw ``batch_size`` curves of ``seq_len`` epochs, and say what each curve got.
+        """Draw ``batch_size`` curves, as :meth:`sample` does, and say what each curve got.
 
-        Same arguments and semantics as :meth:`ReferencePrior.sample`: ``generator`` makes the
-        draw reproducible and its device decides where sampling happens (``device`` defaults to
-        it). The generator consumes the same numbers whatever the probabilities, so one seed with
-        a component switched on or off gives the same base curves and noise.
+        The options are those of :meth:`sample` (:class:`~lcpfn.priors.base.SampleRequest`). The
+        generator consumes the same numbers whatever the probabilities, so one seed with a
+        component switched on or off gives the same base curves and noise.
 
         Returns the batch and a dict of ``(B,)`` tensors: a bool mask under ``"reference"`` and
         under each name in :data:`COMPONENTS`, and the drawn parameters of the components that
@@ -278,15 +261,18 @@ class ExtendedPrior:
         ``"collapse.position"``, ``"collapse.level"``, ``"heteroscedastic.log_ratio"``,
         ``"ar1.coef"``, ``"flat.change"``, ``"low_noise.sigma"``, ``"quantize.levels"``.
         """
-        if batch_size < 1 or seq_len < 2:
-            raise ValueError(f"batch_size must be >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
-        if device is None:
-            device = generator.device if generator is not None else torch.device("cpu")
-        kw = dict(generator=generator, device=device, dtype=dtype)
+        return self._draw(SampleRequest(batch_size, **options))
+
+    def _sample(self, request: SampleRequest) -> CurveBatch:
+        batch, _ = self._draw(request)
+        return batch
+
+    def _draw(self, request: SampleRequest) -> tuple[CurveBatch, dict[str, torch.Tensor]]:
+        kw = request.tensor_options
         base = ReferencePrior(
             noise_log_mean=self.noise_log_mean, noise_log_std=self.noise_log_std, max_rounds=self.max_rounds
-        ).sample(batch_size, seq_len=seq_len, **kw)
-        b, length = batch_size, seq_len
+        )._sample(request)
+        b, length = request.batch_size, request.seq_len
         older = [c for c in COMPONENTS if c not in _ADDED_LATER]
         u_switch = torch.rand(b, 1 + len(older), **kw)  # (B, 11): reference + older components
         u = torch.rand(b, len(_PARAMS), **kw)  # (B, P): every per-curve parameter

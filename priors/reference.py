@@ -1,9 +1,10 @@
 """The reference LC-PFN prior ("Domhan-3") of Adriaensen et al. (2023), vectorised in torch.
 
-A curve is ``y(t) = w1 pow3(t) + w2 Janoschek(t) + w3 ilog2(t) + eps_t`` for ``t = 1..L`` with
+A curve is ``y(t) = w1 pow3(t) + w2 ilog2(t) + w3 Janoschek(t) + eps_t`` for ``t = 1..L`` with
 ``w_k ~ U(0, 1)``, the basis-curve parameters drawn from the "peaked" priors of the reference
 package (``lcpfn`` 0.1.3, ``lcpfn.curves``) and i.i.d. Gaussian noise of standard deviation
-``exp(N(-4, 1))``. Noiseless curves that do not end higher than they start, leave ``[0, 1]`` or
+``exp(N(-4, 1))``; :mod:`lcpfn.priors.reference_params` is the table of these distributions.
+Noiseless curves that do not end higher than they start, leave ``[0, 1]`` or
 contain NaN are rejected and redrawn (weights included), exactly as the reference sampler does;
 here the rejection is vectorised and bounded.
 """
@@ -15,51 +16,42 @@ from dataclasses import dataclass
 
 import torch
 
-from lcpfn.priors.base import CurveBatch
+from lcpfn.priors.base import CurveBatch, CurvePrior, SampleRequest
+from lcpfn.priors.reference_params import CURVE_PARAMS, NOISE_STD, Uniform
 
 
 class PriorSamplingError(RuntimeError):
     """Rejection sampling did not find enough valid curves within its bound."""
 
 
-@dataclass(frozen=True)
-class ReferencePrior:
-    """Configuration of the reference prior; ``sample`` draws a batch from it."""
 
-    noise_log_mean: float = -4.0
-    noise_log_std: float = 1.0
+@dataclass(frozen=True)
+class ReferencePrior(CurvePrior):
+    """Configuration of the reference prior; ``sample`` draws a batch from it.
+
+    ``sample`` raises :class:`PriorSamplingError` if ``max_rounds`` rounds of vectorised rejection
+    did not yield enough curves (never for the default settings). The noise std is
+    ``exp(N(noise_log_mean, noise_log_std^2))``; the defaults are the reference's
+    (:data:`~lcpfn.priors.reference_params.NOISE_STD`).
+    """
+
+    noise_log_mean: float = NOISE_STD.log_mean
+    noise_log_std: float = NOISE_STD.log_std
     range_constraint: bool = True
     max_rounds: int = 64
 
     name = "reference"
 
-    def sample(
-        self,
-        batch_size: int,
-        *,
-        seq_len: int = 100,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> CurveBatch:
-        """Draw ``batch_size`` curves of ``seq_len`` epochs.
-
-        ``generator`` makes the draw reproducible; its device decides where sampling happens
-        (``device`` defaults to it). Raises :class:`PriorSamplingError` if ``max_rounds`` rounds
-        of vectorised rejection did not yield enough curves (never for the default settings).
-        """
-        if batch_size < 1 or seq_len < 2:
-            raise ValueError(f"batch_size must be >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
-        if device is None:
-            device = generator.device if generator is not None else torch.device("cpu")
-        t = torch.arange(1, seq_len + 1, device=device, dtype=dtype)
+    def _sample(self, request: SampleRequest) -> CurveBatch:
+        batch_size, seq_len, kw = request.batch_size, request.seq_len, request.tensor_options
+        t = torch.arange(1, seq_len + 1, device=request.device, dtype=request.dtype)
         kept: list[torch.Tensor] = []
         have = 0
         accept = 0.5  # running estimate of the acceptance rate, to size each round
         for _ in range(self.max_rounds):
             need = batch_size - have
             n_cand = max(64, math.ceil(1.2 * need / max(accept, 0.02)))
-            y = _noiseless_curves(n_cand, t, generator)
+            y = _noiseless_curves(n_cand, t, request.generator)
             ok = y[:, -1] > y[:, 0]  # recheck on the full-precision path (same formula)
             if self.range_constraint:
                 ok &= ((y >= 0) & (y <= 1)).all(dim=1)
@@ -75,11 +67,9 @@ class ReferencePrior:
                 f"found only {have} of {batch_size} valid curves in {self.max_rounds} rounds"
             )
         noiseless = torch.cat(kept)
-        log_std = self.noise_log_mean + self.noise_log_std * torch.randn(
-            batch_size, generator=generator, device=device, dtype=dtype
-        )
+        log_std = self.noise_log_mean + self.noise_log_std * torch.randn(batch_size, **kw)
         noise_std = log_std.exp()
-        eps = torch.randn(batch_size, seq_len, generator=generator, device=device, dtype=dtype)
+        eps = torch.randn(batch_size, seq_len, **kw)
         values = noiseless + noise_std[:, None] * eps
         return CurveBatch(
             epochs=t.expand(batch_size, seq_len),
@@ -90,35 +80,30 @@ class ReferencePrior:
 
 
 def _sample_params(n: int, generator: torch.Generator | None, device, dtype) -> torch.Tensor:
-    """``(n, 12)`` draws of the basis-curve weights and parameters (columns in ``_curves``)."""
+    """``(n, 12)`` draws of the weights and basis-curve parameters, columns as ``CURVE_PARAMS``."""
     kw = dict(generator=generator, device=device, dtype=dtype)
-    u = torch.rand(n, 9, **kw)  # the uniform draws, in one call
-    g = torch.randn(n, 3, **kw)  # the normals behind the log-normal draws
-    return torch.stack(
-        [
-            u[:, 0], u[:, 1], u[:, 2],  # weights of pow3, ilog2, Janoschek: U(0, 1)
-            1.25 * u[:, 3],  # pow3 c ~ U(0, 1.25)
-            1.2 * u[:, 4] - 0.6,  # pow3 a ~ U(-0.6, 0.6)
-            torch.exp(2.0 * g[:, 0]),  # pow3 alpha ~ LogNormal(0, 2)
-            u[:, 5],  # ilog2 c ~ U(0, 1)
-            u[:, 6] - 0.5,  # ilog2 a ~ U(-0.5, 0.5)
-            u[:, 7],  # Janoschek alpha ~ U(0, 1)
-            2.0 * u[:, 8],  # Janoschek beta ~ U(0, 2)
-            torch.exp(-2.0 + g[:, 1]),  # Janoschek kappa ~ LogNormal(-2, 1)
-            torch.exp(0.5 * g[:, 2]),  # Janoschek delta ~ LogNormal(0, 0.5)
-        ],
-        dim=1,
-    )
+    n_uniform = sum(isinstance(dist, Uniform) for dist in CURVE_PARAMS.values())
+    u = torch.rand(n, n_uniform, **kw).unbind(1)  # the uniform draws, in one call
+    g = torch.randn(n, len(CURVE_PARAMS) - n_uniform, **kw).unbind(1)  # the normals behind the log-normals
+    next_u, next_g = iter(u), iter(g)  # each parameter takes the next column of its kind, in table order
+    columns = [
+        dist.low + (dist.high - dist.low) * next(next_u)
+        if isinstance(dist, Uniform)
+        else torch.exp(dist.log_mean + dist.log_std * next(next_g))
+        for dist in CURVE_PARAMS.values()
+    ]
+    return torch.stack(columns, dim=1)
 
 
 def _curves(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Noiseless curves ``(n, L')`` of parameters ``p`` ``(n, 12)`` at epochs ``t`` ``(L',)``."""
-    col = lambda j: p[:, j, None]  # noqa: E731  (n,) -> (n, 1), to broadcast over epochs
+    c = {name: p[:, j, None] for j, name in enumerate(CURVE_PARAMS)}  # (n, 1), to broadcast over epochs
     log_t = torch.log(t)
-    pow3 = col(3) - col(4) * torch.exp(-col(5) * log_t)  # c - a t^(-alpha)
-    ilog2 = col(6) - col(7) / torch.log(t + 1)  # c - a / log(t + 1)
-    jan = col(8) - (col(8) - col(9)) * torch.exp(-col(10) * torch.exp(col(11) * log_t))
-    return col(0) * pow3 + col(1) * ilog2 + col(2) * jan
+    pow3 = c["pow3_c"] - c["pow3_a"] * torch.exp(-c["pow3_alpha"] * log_t)  # c - a t^(-alpha)
+    ilog2 = c["ilog2_c"] - c["ilog2_a"] / torch.log(t + 1)  # c - a / log(t + 1)
+    ja, jb = c["janoschek_alpha"], c["janoschek_beta"]
+    jan = ja - (ja - jb) * torch.exp(-c["janoschek_kappa"] * torch.exp(c["janoschek_delta"] * log_t))
+    return c["w_pow3"] * pow3 + c["w_ilog2"] * ilog2 + c["w_janoschek"] * jan
 
 
 def _noiseless_curves(n: int, t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -12,19 +12,13 @@ from scipy import optimize, stats
 
 from lcpfn import Forecast
 from lcpfn.errors import InputError, MissingDependencyError
-from lcpfn.forecast import ValueTransform
-from lcpfn.mcmc import (
-    _PRIORS,
-    MCMCDiagnostics,
-    MCMCPredictor,
-    MixtureForecast,
-    _from_unconstrained,
-    _to_unconstrained,
-    constraint_weights,
-    noiseless_curve,
-)
+from lcpfn.normalization import ValueTransform
+from lcpfn.baselines import Pow3FitPredictor
+from lcpfn.mcmc import MCMCDiagnostics, MCMCPredictor, MixtureForecast, constraint_weights, noiseless_curve
+from lcpfn.mcmc_model import _PRIORS, _from_unconstrained, _sample_prior, _to_unconstrained, build_model
 from lcpfn.priors import ReferencePrior
 from lcpfn.priors.reference import _curves, _sample_params
+from lcpfn.priors.reference_params import CURVE_PARAMS, NOISE_STD, LogNormal, log_name
 
 # --- MixtureForecast against hand-computed mixtures ------------------------------------------------
 
@@ -112,16 +106,57 @@ def test__mixture_forecast__rejects_inconsistent_arrays():
 
 # --- the model's pieces ----------------------------------------------------------------------------
 
+def _as_free_params(p: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns of the torch sampler's ``(n, 12)`` parameters under the MCMC model's names ``(n, 1)``."""
+    out = {}
+    for j, (name, dist) in enumerate(CURVE_PARAMS.items()):
+        out[log_name(name) if isinstance(dist, LogNormal) else name] = (
+            np.log(p[:, j]) if isinstance(dist, LogNormal) else p[:, j]
+        )[:, None]
+    return out
+
+
 def test__noiseless_curve__matches_the_torch_reference_prior():
     g = torch.Generator().manual_seed(0)
-    p = _sample_params(64, g, "cpu", torch.float64)  # (64, 12), columns as in priors/reference.py
+    p = _sample_params(64, g, "cpu", torch.float64)  # (64, 12), columns as CURVE_PARAMS
     t = torch.arange(1, 101, dtype=torch.float64)
     want = _curves(p, t).numpy()
-    cols = ["w_pow3", "w_ilog2", "w_janoschek", "pow3_c", "pow3_a", "pow3_log_alpha", "ilog2_c",
-            "ilog2_a", "janoschek_alpha", "janoschek_beta", "janoschek_log_kappa", "janoschek_log_delta"]
-    logs = {"pow3_log_alpha", "janoschek_log_kappa", "janoschek_log_delta"}
-    params = {name: (p[:, j].log() if name in logs else p[:, j]).numpy()[:, None] for j, name in enumerate(cols)}
-    np.testing.assert_allclose(noiseless_curve(np, params, t.numpy()), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(noiseless_curve(np, _as_free_params(p.numpy()), t.numpy()), want, rtol=1e-10, atol=1e-12)
+
+
+def test__free_parameters__are_the_reference_table_with_log_normals_as_logs():
+    assert list(_PRIORS) == [
+        log_name(n) if isinstance(d, LogNormal) else n for n, d in CURVE_PARAMS.items()
+    ] + ["log_sigma"]
+    assert _PRIORS["pow3_c"] == ("uniform", 0.0, 1.25)
+    assert _PRIORS["janoschek_log_kappa"] == ("normal", -2.0, 1.0)
+    assert _PRIORS["log_sigma"] == ("normal", NOISE_STD.log_mean, NOISE_STD.log_std) == ("normal", -4.0, 1.0)
+
+
+@pytest.mark.slow
+def test__mcmc_prior__draws_match_the_reference_prior_sampler():
+    # Three samplers of the same prior, before the constraints: the PyMC model's own random
+    # variables, the MCMC's numpy screen (_sample_prior) and the torch sampler of ReferencePrior.
+    # Two-sample KS per parameter, fixed seeds; each passes at p > 0.001.
+    import pymc as pm
+
+    n = 20_000
+    model = build_model(softness=0.01)
+    drawn = pm.draw([model[name] for name in _PRIORS], draws=n, random_seed=1)
+    pymc_draws = dict(zip(_PRIORS, drawn))
+    numpy_draws = _sample_prior(n, np.random.default_rng(2))
+    torch_draws = {k: v[:, 0] for k, v in _as_free_params(
+        _sample_params(n, torch.Generator().manual_seed(3), "cpu", torch.float64).numpy()).items()}
+    noise = ReferencePrior().sample(n, seq_len=2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    torch_draws["log_sigma"] = noise.noise_std.log().numpy()
+    pvalues = {
+        (name, other): stats.ks_2samp(torch_draws[name], draws[name]).pvalue
+        for name in _PRIORS
+        for other, draws in (("pymc", pymc_draws), ("numpy", numpy_draws))
+    }
+    failed = {k: p for k, p in pvalues.items() if p <= 1e-3}
+    assert not failed, failed
+    assert stats.ks_2samp(torch_draws["pow3_c"], numpy_draws["ilog2_c"]).pvalue < 1e-3  # the test has teeth
 
 
 def test__constraint_weights__zero_outside_and_inverse_soft_constraint_inside():
@@ -143,6 +178,28 @@ def test__unconstrained_transform__round_trips():
     back = _from_unconstrained(_to_unconstrained(point))
     for name in _PRIORS:
         assert back[name] == pytest.approx(point[name], rel=1e-12, abs=1e-12)
+
+
+def _diagnostics(**changes) -> MCMCDiagnostics:
+    good = dict(chains=2, draws=100, divergences=1, divergence_fraction=0.005, r_hat_max=1.3, r_hat_forecast=1.01,
+                ess_forecast=150.0, kept_fraction=0.9, importance_ess=170.0, chain_mean_logp=(10.0, 9.5), seconds=1.0)
+    return MCMCDiagnostics(**{**good, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes, ok",
+    [
+        ({}, True),
+        ({"r_hat_forecast": float("nan")}, True),  # too few draws to tell does not fail
+        ({"r_hat_max": 3.0}, True),  # weights and unused components: not a threshold
+        ({"divergence_fraction": 0.02}, False),
+        ({"r_hat_forecast": 1.06}, False),
+        ({"kept_fraction": 0.4}, False),
+    ],
+)
+def test__mcmc_diagnostics__ok_is_derived_from_the_thresholds(changes, ok):
+    diag = _diagnostics(**changes)
+    assert diag.ok is ok and diag.as_dict()["ok"] is ok
 
 
 # --- options, validation, the optional dependency --------------------------------------------------
@@ -178,7 +235,7 @@ def test__mcmc_predictor__bad_options_raise_input_error(kwargs, match):
         ([0.1, 0.2], {"direction": "max"}, "direction"),
         ([0.1, 0.2], {"bounds": (2.0, 2.0)}, "bounds"),
         ([0.1, 0.2], {"bounds": (0.0,)}, "bounds"),
-        ([3.0, 4.0], {}, "bounds="),
+        ([3.0, 4.0], {"bounds": None}, "bounds="),
     ],
 )
 def test__mcmc_predictor__bad_input_raises_input_error_before_sampling(curves, kwargs, match):
@@ -193,6 +250,15 @@ def test__mcmc_predictor__missing_pymc_names_the_extra(monkeypatch):
     with pytest.raises(MissingDependencyError, match=r"pip install 'lcpfn\[mcmc\]'") as info:
         MCMCPredictor()
     assert "MCMCPredictor" in str(info.value)
+
+
+def test__pow3_fit_predictor__missing_scipy_fails_at_construction(monkeypatch):
+    # Pow3FitPredictor (lcpfn.baselines) needs scipy from the same extra; it says so when built
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'lcpfn\[mcmc\]'") as info:
+        Pow3FitPredictor()
+    assert "Pow3FitPredictor" in str(info.value) and info.value.package == "scipy"
 
 
 # --- real fits (short chains) ----------------------------------------------------------------------
@@ -249,3 +315,10 @@ def test__mcmc_predictor__long_horizon_minimised_loss_with_bounds(predictor, pri
     assert med.shape == (90,) and np.all(np.isfinite(med))
     assert np.all(fc.quantile(0.1) <= med) and np.all(med <= fc.quantile(0.9))
     assert np.all(np.isfinite(fc.log_prob(np.full(90, loss[-1]))))
+
+
+def test__mcmc_predictor__is_a_predictor_like_the_pfn():
+    from lcpfn import LCPFN, Predictor
+
+    assert isinstance(MCMCPredictor(), Predictor)
+    assert issubclass(LCPFN, Predictor)

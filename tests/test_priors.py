@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,11 +30,14 @@ from scipy import stats  # the "dev" extra
 import lcpfn.priors.reference as reference
 from lcpfn.priors import (
     CurveBatch,
+    ExtendedPrior,
     PriorSamplingError,
     ReferencePrior,
+    SampleRequest,
     get_prior,
     prior_to_dict,
 )
+from lcpfn.priors.reference_params import CURVE_PARAMS, NOISE_STD, LogNormal, Uniform, log_name
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reference_prior.npz"
 ALPHA = 0.001  # significance of every two-sample test below (fixed seeds: deterministic)
@@ -156,6 +161,47 @@ def test__sample_params__accepted_parameters_match_reference(ref):
     assert not failed, f"KS p <= {ALPHA}: {failed} (all: {pvalues})"
 
 
+def test__sample_params__each_column_follows_its_parameter_table_entry():
+    # one-sample KS of every proposal column against its CURVE_PARAMS distribution
+    with _one_thread():
+        p = reference._sample_params(N_PROPOSALS, torch.Generator().manual_seed(SEED), "cpu", torch.float64).numpy()
+    pvalues = {}
+    for j, (name, dist) in enumerate(CURVE_PARAMS.items()):
+        if isinstance(dist, Uniform):
+            pvalues[name] = stats.kstest(p[:, j], stats.uniform(dist.low, dist.high - dist.low).cdf).pvalue
+        else:
+            pvalues[name] = stats.kstest(np.log(p[:, j]), stats.norm(dist.log_mean, dist.log_std).cdf).pvalue
+    failed = {k: v for k, v in pvalues.items() if v <= ALPHA}
+    assert not failed, f"KS p <= {ALPHA}: {failed} (all: {pvalues})"
+
+
+def test__parameter_table__is_the_papers_prior():
+    # the reference's "peaked" priors (lcpfn 0.1.3), which the fixture tests check in distribution
+    assert list(CURVE_PARAMS) == [
+        "w_pow3", "w_ilog2", "w_janoschek", "pow3_c", "pow3_a", "pow3_alpha", "ilog2_c", "ilog2_a",
+        "janoschek_alpha", "janoschek_beta", "janoschek_kappa", "janoschek_delta",
+    ]  # fmt: skip
+    assert CURVE_PARAMS["pow3_a"] == Uniform(-0.6, 0.6) and CURVE_PARAMS["pow3_alpha"] == LogNormal(0.0, 2.0)
+    assert NOISE_STD == LogNormal(-4.0, 1.0)
+    assert (ReferencePrior().noise_log_mean, ReferencePrior().noise_log_std) == (NOISE_STD.log_mean, NOISE_STD.log_std)
+    assert (ExtendedPrior().noise_log_mean, ExtendedPrior().noise_log_std) == (NOISE_STD.log_mean, NOISE_STD.log_std)
+    with pytest.raises(TypeError):
+        CURVE_PARAMS["pow3_c"] = Uniform(0.0, 1.0)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [("pow3_alpha", "pow3_log_alpha"), ("janoschek_kappa", "janoschek_log_kappa"), ("sigma", "log_sigma")],
+)
+def test__log_name__names_the_logarithm(name, want):
+    assert log_name(name) == want
+
+
+def test__priors__import_nothing_of_the_mcmc_baseline():
+    code = "import sys, lcpfn.priors; bad = [m for m in sys.modules if 'mcmc' in m or m == 'pymc']; assert not bad, bad"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # --- the same statistics reject wrong priors -------------------------------------------------
 
 
@@ -269,6 +315,18 @@ def test__sample__one_round_cannot_fill_a_large_batch():
 def test__sample__bad_sizes_raise_value_error(batch_size, seq_len):
     with pytest.raises(ValueError, match=str(batch_size)):
         ReferencePrior().sample(batch_size, seq_len=seq_len)
+
+
+def test__sample__unknown_option_raises_type_error():
+    with pytest.raises(TypeError, match="seq_length"):
+        ReferencePrior().sample(4, seq_length=10)  # type: ignore[call-arg]
+
+
+def test__sample_request__device_defaults_to_the_generators():
+    g = torch.Generator().manual_seed(0)
+    assert SampleRequest(3, generator=g).device == g.device
+    assert SampleRequest(3).device == torch.device("cpu")
+    assert SampleRequest(3, device="meta").device == "meta"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

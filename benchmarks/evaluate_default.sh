@@ -9,7 +9,7 @@
 # Real curves: the HOLDOUT split of every source in ../shared/data (configurations picked by a hash
 # of source and config id; nothing was ever tuned on it), fed as a user would: raw values with their
 # direction and what is known of their range (accuracies: their range; losses: (0, none), the rest
-# inferred from each prefix). Scores are in the harness's normalised units (lcpfn/evaluate.py).
+# inferred from each prefix). Scores are in the harness's normalised units (lcpfn/evaluation/).
 # Run from the repository root with the project venv active; results, plots and a per-curve cache
 # (a rerun resumes) go to $OUT (default artifacts/default_eval, git-ignored). One torch thread.
 set -euo pipefail

@@ -2,35 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import math
-import time
 import subprocess
 import sys
+import types
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 import pytest
 
+import lcpfn.evaluation
+import lcpfn.evaluation.run
 from lcpfn import LCPFN, InputError
 from lcpfn.errors import LCPFNError
-from lcpfn.cli import main
-from lcpfn.evaluate import (
+from lcpfn.evaluation import (
     CUTOFFS,
+    CurveResult,
+    HeadToHead,
     ResultCache,
     EvalDataset,
     build_forecaster,
     cutoff_index,
     evaluate,
     forecaster_from_predictor,
+    format_head_to_head,
+    head_to_head,
     npz_dataset,
     prior_dataset,
     real_datasets,
     split_of,
     summarize,
 )
-from lcpfn.forecast import Forecast, ValueTransform
+from lcpfn.evaluation.cli import add_cli
+from lcpfn.evaluation.forecasters import _COMMON_CODE, _code_hash, _code_modules
+from lcpfn.evaluation.report import _fmt_ratio
+from lcpfn.forecast import Forecast
+from lcpfn.normalization import ValueTransform
 from lcpfn.metrics import interval_coverage, log_likelihood, mean_and_se, score, squared_error
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reference_prior.npz"
@@ -92,6 +103,14 @@ class RejectsHigh:
         if np.any(np.atleast_2d(curves)[:, 0] > 0.5):
             raise InputError("first value above 0.5")
         return self.inner.predict(curves, **kw)
+
+
+def evaluate_cli(argv: list[str]) -> int:
+    """``lcpfn evaluate ARGV``, parsed by the harness's own ``add_cli`` as ``lcpfn.cli`` registers it."""
+    parser = argparse.ArgumentParser(prog="lcpfn")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["evaluate", *argv])
+    return args.func(args)
 
 
 def write_source(path: Path, curves: list[dict]) -> None:
@@ -320,8 +339,72 @@ def test__build_forecaster__bad_specs_name_the_problem(spec, match):
 
 
 def test__import__does_not_import_the_optional_mcmc_stack():
-    code = "import sys, lcpfn.evaluate; assert 'pymc' not in sys.modules and 'lcpfn.mcmc' not in sys.modules"
+    code = ("import sys, lcpfn.evaluation.run, lcpfn.evaluation.report, lcpfn.evaluation.cli; "
+            "assert 'pymc' not in sys.modules and 'lcpfn.mcmc' not in sys.modules")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test__import__the_cli_module_adds_only_the_standard_library():
+    # `lcpfn --help` builds the evaluate parser: no torch, numpy or matplotlib on top of `import lcpfn`
+    code = (
+        "import sys, lcpfn; before = set(sys.modules); import lcpfn.evaluation.cli, lcpfn.evaluation; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "assert not new & {'torch', 'numpy', 'matplotlib', 'tqdm'}, new; "
+        "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test__package__re_exports_every_public_name_of_its_modules_lazily():
+    names = set(lcpfn.evaluation.__all__)
+    for sub in ("protocol", "datasets", "forecasters", "run", "report", "plots", "cli"):
+        module = __import__(f"lcpfn.evaluation.{sub}", fromlist=["_"])
+        assert set(getattr(module, "__all__", [])) <= names, sub
+    for name in names:
+        assert getattr(lcpfn.evaluation, name) is not None
+    with pytest.raises(AttributeError, match="nope"):
+        lcpfn.evaluation.nope  # noqa: B018
+
+
+# --------------------------------------------------------------------------------------------------
+# the cache key: weights, options and the source of the code that makes the numbers
+# --------------------------------------------------------------------------------------------------
+def test__code_modules__follow_the_imports_of_the_predictor(tiny):
+    names = [m.__name__ for m in _code_modules([*_COMMON_CODE, sys.modules[type(tiny).__module__]])]
+    for needed in ("lcpfn.predictor", "lcpfn.model", "lcpfn.bar_distribution", "lcpfn.forecast",
+                   "lcpfn.validation", "lcpfn.metrics"):  # fmt: skip
+        assert needed in names
+    assert "lcpfn" not in names and not any(n.startswith("lcpfn.evaluation") for n in names)
+    assert all(Path(m.__file__).is_file() for m in _code_modules(_COMMON_CODE))
+
+
+def test__code_hash__changes_with_the_source_of_any_reached_module(tmp_path, monkeypatch):
+    pkg = tmp_path / "codehash_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from codehash_pkg.b import helper\n\nclass P:\n    pass\n")
+    (pkg / "b.py").write_text("def helper():\n    return 1\n")
+    (pkg / "c.py").write_text("X = 1\n")  # not imported by a: not part of a's key
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        import codehash_pkg.a
+        import codehash_pkg.c
+
+        before = _code_hash("id", [codehash_pkg.a])
+        assert _code_hash("id", [codehash_pkg.a]) == before
+        assert _code_hash("other id", [codehash_pkg.a]) != before
+        (pkg / "c.py").write_text("X = 2\n")
+        assert _code_hash("id", [codehash_pkg.a]) == before
+        (pkg / "b.py").write_text("def helper():\n    return 2\n")  # a dependency of a dependency
+        assert _code_hash("id", [codehash_pkg.a]) != before
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "codehash_pkg"]:
+            del sys.modules[name]
+
+
+def test__code_hash__a_module_without_source_is_an_error_not_a_placeholder():
+    with pytest.raises(LCPFNError, match="no source file for module 'sourceless'"):
+        _code_hash("id", [types.ModuleType("sourceless")])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -453,20 +536,80 @@ def test__evaluate__rejected_curves_are_isolated_and_counted(tiny, small_prior):
     assert rejecting.calls < 12 + 2 * len(high) * 4  # bisection, not one call per curve
 
 
-class SlowFirstCall(Counting):
-    """A counting predictor whose first call in a process pays a one-time setup of 0.3 s."""
+class FakeClock:
+    """A clock that only moves when told to: stands in for both the wall and the CPU clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SetupThenPerCurve(Counting):
+    """Takes 100 s (on ``clock``) of one-time setup in its first call, then 1 s per curve."""
+
+    def __init__(self, inner, clock: FakeClock) -> None:
+        super().__init__(inner)
+        self.clock = clock
 
     def predict(self, curves, **kw):
-        if self.calls == 0:
-            time.sleep(0.3)
+        self.clock.now += 100.0 if self.calls == 0 else float(np.atleast_2d(curves).shape[0])
         return super().predict(curves, **kw)
 
 
-def test__evaluate__one_time_setup_is_not_charged_to_any_curve(tiny, small_prior):
-    slow = SlowFirstCall(tiny)
+def test__evaluate__one_time_setup_is_not_charged_to_any_curve(tiny, small_prior, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(lcpfn.evaluation.run, "perf_counter", clock)
+    monkeypatch.setattr(lcpfn.evaluation.run, "process_time", clock)
+    slow = SetupThenPerCurve(tiny, clock)
     res = evaluate([forecaster_from_predictor("slow", slow, key="s")], [small_prior.head(4)], cutoffs=[0.2])
-    assert slow.calls == 2  # the warm-up and one chunk
-    assert all(r.seconds < 0.3 / 4 for r in res)  # not even a share of the 0.3 s
+    assert (slow.calls, slow.curves) == (2, 1 + 4)  # the warm-up, then one chunk of the 4 curves
+    # each curve carries exactly its own second: none of the 100 s setup (without the warm-up: 26 s)
+    assert [r.seconds for r in res] == [1.0] * 4
+    assert [r.cpu_seconds for r in res] == [1.0] * 4
+
+
+NOISY = logging.getLogger("lcpfn.tests.noisy")  # an lcpfn logger that exists before any evaluation
+
+
+class WarnsEveryCall(Counting):
+    """Logs the same warning on every call, and one that differs from call to call."""
+
+    def predict(self, curves, **kw):
+        NOISY.warning("the same warning")
+        NOISY.warning("warning of call %d", self.calls)
+        return super().predict(curves, **kw)
+
+
+def test__evaluate__each_distinct_warning_is_logged_once_with_a_count(tiny, small_prior, caplog):
+    noisy = WarnsEveryCall(tiny)
+    with caplog.at_level(logging.WARNING):
+        evaluate([forecaster_from_predictor("n", noisy, key="n", chunk_size=3)], [small_prior.head(6)])
+    assert noisy.calls == 1 + 2 * 4  # the warm-up, then two chunks per cutoff
+    mine = [r.getMessage() for r in caplog.records if r.name == NOISY.name]
+    assert mine.count("the same warning") == 1
+    assert sorted(m for m in mine if m != "the same warning") == sorted(
+        f"warning of call {k}" for k in range(noisy.calls)
+    )  # distinct warnings are all shown
+    counts = [r.getMessage() for r in caplog.records if r.name == "lcpfn.evaluation.run"]
+    assert counts == [f"lcpfn.tests.noisy repeated that warning {noisy.calls - 1} more time(s) in this "
+                      "evaluation: the same warning"]  # fmt: skip
+    caplog.clear()
+    NOISY.warning("the same warning")  # the filter is gone after the run
+    assert [r.getMessage() for r in caplog.records] == ["the same warning"]
+
+
+def test__evaluate__the_input_check_warns_once_for_prefixes_outside_the_unit_interval(tiny, caplog):
+    base = np.linspace(0.2, 0.6, 100)
+    curves = tuple(np.r_[-0.3, base[1:]] + 0.01 * k for k in range(4))  # first value 0.3 below 0: noise
+    ds = EvalDataset(name="p", kind="prior", curves=curves, ids=tuple("abcd"),
+                     maximize=np.ones(4, bool), low=np.zeros(4), high=np.ones(4))  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        res = evaluate([forecaster_from_predictor("tiny", tiny, key="t", chunk_size=1)], [ds])
+    assert all(r.error is None for r in res)
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and r.name != "lcpfn.evaluation.run"]
+    assert len(warned) == 1 and "outside [0, 1]" in warned[0].getMessage()
 
 
 def test__evaluate__out_of_range_prior_curves_are_forecast_alone(tiny):
@@ -498,9 +641,9 @@ def test__evaluate__bad_arguments(tiny, small_prior):
 @pytest.mark.slow
 def test__cli__prior_run_writes_tables_plots_and_resumes(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "ev"
-    argv = ["evaluate", "-f", f"P=pfn:{tiny_model_dir}", "last@3", "--n-curves", "6", "--out", str(out),
+    argv = ["-f", f"P=pfn:{tiny_model_dir}", "last@3", "--n-curves", "6", "--out", str(out),
             "--plot-curves", "2", "--no-progress"]  # fmt: skip
-    assert main(argv) == 0
+    assert evaluate_cli(argv) == 0
     printed = capsys.readouterr().out
     for text in ("| P | prior(seed=0) |", "| last | prior(seed=0) |", "paper P1", "paper M3", "Paired: the first 3"):
         assert text in printed
@@ -511,7 +654,7 @@ def test__cli__prior_run_writes_tables_plots_and_resumes(tiny_model_dir, tmp_pat
     assert len(rows) == 1 + 2 * 4
     n_cached = len((out / "cache.jsonl").read_text().splitlines())
     assert n_cached == 6 * 4 + 3 * 4
-    assert main([*argv, "--no-plots"]) == 0  # everything from the cache
+    assert evaluate_cli([*argv, "--no-plots"]) == 0  # everything from the cache
     assert capsys.readouterr().out.split("written:")[0] == printed.split("written:")[0]
     assert len((out / "cache.jsonl").read_text().splitlines()) == n_cached
 
@@ -519,13 +662,13 @@ def test__cli__prior_run_writes_tables_plots_and_resumes(tiny_model_dir, tmp_pat
 @pytest.mark.slow
 def test__cli__real_data_run(tiny_model_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "ev"
-    argv = ["evaluate", "-f", f"pfn:{tiny_model_dir}", "-d", "real", "--data-dir", str(data_dir), "--sources",
+    argv = ["-f", f"pfn:{tiny_model_dir}", "-d", "real", "--data-dir", str(data_dir), "--sources",
             "accsrc", "losssrc", "--split", "holdout", "--out", str(out), "--no-plots", "--no-progress"]  # fmt: skip
-    assert main(argv) == 0
+    assert evaluate_cli(argv) == 0
     printed = capsys.readouterr().out
     assert "| accsrc | holdout |" in printed and "| losssrc | holdout |" in printed
     assert "paper P1" not in printed  # the paper's rows are prior-curve numbers
-    assert main(argv + ["--inputs", "raw"]) == 0
+    assert evaluate_cli(argv + ["--inputs", "raw"]) == 0
     assert "--inputs raw" in capsys.readouterr().out  # the report's command says how inputs were fed
 
 
@@ -535,15 +678,13 @@ def test__cli__real_data_run(tiny_model_dir, data_dir, tmp_path, capsys):
      (["-d", "real", "--data-dir", "/no/such/dir"], "does not exist"), (["--n-curves", "0"], "at least 1"),
      (["--curves", "/no/such.npz"], "does not exist"), (["--threads", "0"], "at least 1")],
 )  # fmt: skip
-def test__cli__bad_input_exits_2_with_a_message(extra, match, tmp_path, capsys):
-    assert main(["evaluate", "-f", "last", "--n-curves", "2", "--out", str(tmp_path), "--no-progress", *extra]) == 2
-    err = capsys.readouterr().err
-    assert "lcpfn evaluate: error:" in err and match in err
+def test__cli__bad_input_raises_an_error_naming_it(extra, match, tmp_path):
+    # lcpfn.cli.main turns an LCPFNError into "lcpfn evaluate: error: ..." and exit status 2
+    with pytest.raises(LCPFNError, match=match):
+        evaluate_cli(["-f", "last", "--n-curves", "2", "--out", str(tmp_path), "--no-progress", *extra])
 
 
 def test__head_to_head__pairs_the_same_problems_and_skips_rejections():
-    from lcpfn.evaluate import CurveResult, format_head_to_head, head_to_head
-
     def r(fc, curve, ll, sec, error=None):
         return CurveResult(forecaster=fc, dataset="d", split="all", curve=curve, index=int(curve), cutoff=0.1,
                            observed=10, length=100, ll=ll, mse=0.0, coverage=1.0, seconds=sec, cpu_seconds=sec,
@@ -556,3 +697,17 @@ def test__head_to_head__pairs_the_same_problems_and_skips_rejections():
     assert h.n_curves == 2 and h.ll_diff == pytest.approx(0.0) and h.ll_diff_se == pytest.approx(0.5)
     assert h.a_wins == 0.5 and h.speedup == pytest.approx(3000.0) and h.cpu_speedup == pytest.approx(3000.0)
     assert "| a | b | d | 10% | 2 | +0.000 ± 0.500 | 50% | 3,000× | 3,000× |" in format_head_to_head([h])
+
+
+def test__format_head_to_head__small_ratios_keep_their_digits():
+    row = dict(a="a", b="b", dataset="d", cutoff=0.1, n_curves=2, ll_diff=0.0, ll_diff_se=0.5, a_wins=0.5)
+    table = format_head_to_head([HeadToHead(**row, speedup=0.0002, cpu_speedup=0.37),
+                                 HeadToHead(**row, speedup=2.5, cpu_speedup=math.nan)])  # fmt: skip
+    assert "| 0.0002× | 0.37× |" in table and "| 2.5× | – |" in table
+
+
+@pytest.mark.parametrize("ratio", np.logspace(-9, 5, 57))
+def test__fmt_ratio__never_prints_a_nonzero_ratio_as_zero(ratio):
+    text = _fmt_ratio(float(ratio))
+    assert text.endswith("×") and "e" not in text
+    assert float(text[:-1].replace(",", "")) == pytest.approx(ratio, rel=0.05)  # two significant digits

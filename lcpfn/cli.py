@@ -1,6 +1,14 @@
 """The ``lcpfn`` command line: ``train``, ``predict``, ``evaluate``, ``app``.
 
 Each subcommand parses its options into a config and calls the library function a user would.
+Building the parser and checking the options imports neither torch nor numpy, so ``--help``,
+``--version`` and a mistyped option answer at once; a command imports what it needs when it
+runs, after its options are checked. Errors name the flags (``--max-epochs``), not the library's
+parameters.
+
+Exit status: 0 done, 2 bad options or input, 130 interrupted (Ctrl-C; ``train`` writes a
+checkpoint first), 143 ``train`` stopped by SIGTERM after writing a checkpoint (``--resume``
+continues it).
 """
 
 from __future__ import annotations
@@ -8,84 +16,162 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import re
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Literal
 
+from lcpfn import __version__
+from lcpfn.config import SESSION_FIELDS, TrainConfig
 from lcpfn.errors import LCPFNError, MissingDependencyError
+from lcpfn.evaluation.cli import add_cli as _add_evaluate
+
+EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
+
+
+def _flag(name: str) -> str:
+    """The flag of a config field or library parameter: ``max_epochs`` -> ``--max-epochs``."""
+    return "--prior-setting" if name == "prior_settings" else "--" + name.replace("_", "-")
+
+
+def _in_flag_words(names: Iterable[str]) -> Callable[[str], str]:
+    """A rewriter of library messages: a parameter in ``names`` that the message names (followed
+    by ``=``, ``:``, `` (``, `` '`` or `` must``) becomes its flag."""
+    pattern = re.compile(
+        r"(?<![\w-])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")(?=[=:]| \(| '| must)"
+    )
+    return lambda message: pattern.sub(lambda m: _flag(m.group(1)), message)
+
+
+def _command(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], *,
+             help: str, description: str | None = None,
+             words: Callable[[str], str] | None = None) -> argparse.ArgumentParser:
+    """Register subcommand ``name``, run by ``run(args)``; ``words`` rewrites its error messages."""
+    p = sub.add_parser(name, help=help, description=description or help)
+    p.set_defaults(func=run, words=words)
+    return p
+
+
+# --- train ---------------------------------------------------------------------------------
+
+_TRAIN_HELP = {
+    "threads": "torch CPU threads",
+    "budget": "train for runs of this many epochs (<= --seq-len): the prior's progress-tied components end "
+    "there and the model's native length becomes EPOCHS (default: --seq-len)",
+    "init_from": "start from this checkpoint's (a directory, or a shipped model name such as 'default') "
+    "weights and bin borders (same architecture; fresh optimizer and schedule)",
+}
+_TRAIN_METAVAR = {"budget": "EPOCHS", "init_from": "DIR"}
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from lcpfn.train import TrainConfig
-
-    p = sub.add_parser(
-        "train",
+    p = _command(
+        sub, "train", _run_train, words=_in_flag_words(f.name for f in fields(TrainConfig)),
         help="train a PFN on a curve prior",
         description="Train a PFN on a synthetic curve prior; checkpoints go to OUT_DIR and --resume continues "
-        "a run exactly. Run under `torchrun --nproc_per_node N -m lcpfn.cli train ...` for multi-GPU/CPU DDP.",
+        "a run exactly. Run under `torchrun --nproc_per_node N -m lcpfn.cli train ...` for multi-GPU/CPU DDP. "
+        "SIGTERM or Ctrl-C stop at the end of the current step with a checkpoint (exit status 143 or 130).",
     )
     p.add_argument("--out-dir", required=True, help="directory for checkpoints (and the final model)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out-dir with the settings it records; give only what this session "
+                   "changes (e.g. --time-limit, --threads, --device); a run-defining flag that differs is refused. "
+                   "Without a run in --out-dir, starts one")
     p.add_argument("--curves", type=int, default=None, help="train on this many curves (sets --steps)")
     p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                    help="stop this session after MINUTES with a checkpoint (resume later)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    defaults = TrainConfig(out_dir="")
+    run = p.add_argument_group("the run", "fixed when it starts; --resume reads them from the checkpoint")
+    session = p.add_argument_group("this session", "may change when a run is resumed")
     for f in fields(TrainConfig):
         if f.name == "out_dir":
             continue
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif f.name == "threads":
-            p.add_argument(flag, type=int, default=None, help="torch CPU threads")
-        elif f.name == "prior_settings":
-            p.add_argument("--prior-setting", dest="prior_settings", action="append", default=None,
-                           metavar="NAME=VALUE",
-                           help="change a field of the prior from its default, VALUE in JSON (repeatable), e.g. "
-                           "--prior-setting p_step=0.3 --prior-setting step_width_range=[0.05,0.3]")
-        elif f.name == "budget":
-            p.add_argument(flag, type=int, default=None, metavar="EPOCHS",
-                           help="train for runs of this many epochs (<= --seq-len): the prior's progress-tied "
-                           "components end there and the model's native length becomes EPOCHS (default: --seq-len)")
-        elif f.name == "init_from":
-            p.add_argument(flag, default=None, metavar="DIR",
-                           help="start from this checkpoint's (a directory, or a shipped model name such as "
-                           "'default') weights and bin borders (same architecture; "
-                           "fresh optimizer and schedule)")
+        group = session if f.name in SESSION_FIELDS else run
+        # default=None: a flag that is not given is told apart from one given with the default value
+        default = f"(default: {f.default})" if f.default is not None else ""
+        kw: dict[str, Any] = {"dest": f.name, "default": None,
+                              "help": " ".join(filter(None, [_TRAIN_HELP.get(f.name), default]))}
+        if f.name == "prior_settings":
+            group.add_argument("--prior-setting", action="append", metavar="NAME=VALUE", **{
+                **kw, "help": "change a field of the prior from its default, VALUE in JSON (repeatable), e.g. "
+                "--prior-setting p_step=0.3 --prior-setting step_width_range=[0.05,0.3]"})
+        elif isinstance(f.default, bool):
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
+        elif f.name == "precision":
+            group.add_argument(_flag(f.name), choices=["auto", "float32", "bf16"], **kw)
         else:
-            p.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
-    p.set_defaults(func=_run_train)
+            kind = int if f.name in ("threads", "budget") else str if f.default is None else type(f.default)
+            group.add_argument(_flag(f.name), type=kind, metavar=_TRAIN_METAVAR.get(f.name), **kw)
+
+
+def _train_config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings from the flags given, over the recorded run's (``--resume``) or the
+    defaults; checked in flag words before anything is loaded."""
+    from lcpfn import checkpoint as ckpt  # torch-free until a model is loaded
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if f.name != "out_dir" and getattr(args, f.name) is not None}
+    if "prior_settings" in given:
+        given["prior_settings"] = _prior_settings(given["prior_settings"])
+    found = ckpt.read_run_state(args.out_dir)
+    if found is not None and not args.resume:
+        raise LCPFNError(
+            f"--out-dir {args.out_dir} already holds a training run (at step {found[1].get('step')}); "
+            "add --resume to continue it, or choose another --out-dir"
+        )
+    base = TrainConfig.defaults() if found is None else TrainConfig.recorded(found[1].get("config", {}))
+    if args.curves is not None:
+        batch_size = given.get("batch_size", base["batch_size"])
+        if args.curves < batch_size:
+            raise LCPFNError(f"--curves must be at least --batch-size ({batch_size}) but got {args.curves}")
+        given["steps"] = args.curves // batch_size
+    if found is not None:
+        changed = [k for k, v in given.items() if k not in SESSION_FIELDS and v != base[k]]
+        if changed:
+            raise LCPFNError(
+                f"cannot resume {args.out_dir} with different settings: "
+                + ", ".join(f"{_flag(k)} {given[k]!r} (the run has {base[k]!r})" for k in changed)
+                + "; leave them out to continue the run as it was started"
+            )
+    values = {**base, **given}
+    problem = next(TrainConfig.problems(values, name=_flag), None)
+    if problem is not None:
+        raise LCPFNError(problem)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if values["batch_size"] % world:
+        raise LCPFNError(
+            f"--batch-size ({values['batch_size']}) must be divisible by the number of processes ({world})"
+        )
+    return values
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from lcpfn.train import TrainConfig, train
+    values = _train_config_values(args)
+    from lcpfn.train import train
 
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "out_dir"}
-    values["prior_settings"] = _prior_settings(args.prior_settings)
-    if args.curves is not None:
-        if args.curves < values["batch_size"]:
-            raise LCPFNError(f"--curves must be at least --batch-size ({values['batch_size']}) but got {args.curves}")
-        values["steps"] = args.curves // values["batch_size"]
     config = TrainConfig(out_dir=args.out_dir, **values)
     limit = None if args.time_limit is None else 60.0 * args.time_limit
     result = train(config, resume=args.resume, time_limit_s=limit, progress=not args.no_progress)
-    state = "finished" if result.finished else "stopped (resume with --resume)"
+    if result.finished:
+        state = "finished"
+    elif result.stop_reason == "SIGTERM":
+        state = "stopped by SIGTERM (resume with --resume)"
+    else:
+        state = "stopped (resume with --resume)"
     print(
         f"{state} at step {result.step}/{config.steps}: {result.curves_seen} curves in "
         f"{result.wall_time_s / 60:.1f} min ({result.curves_seen / max(result.wall_time_s, 1e-9):.0f} curves/s), "
         f"loss {result.loss:.4f}; checkpoint in {result.out_dir}"
     )
-    return 0
+    return EXIT_TERMINATED if result.stop_reason == "SIGTERM" else 0
 
 
-def _prior_settings(items: list[str] | None) -> dict[str, object] | None:
+def _prior_settings(items: list[str]) -> dict[str, object]:
     """``["p_step=0.3", "step_width_range=[0.05, 0.3]"]`` -> ``{"p_step": 0.3, ...}`` (values in JSON)."""
-    if not items:
-        return None
     settings: dict[str, object] = {}
     for item in items:
         name, sep, text = item.partition("=")
@@ -100,9 +186,26 @@ def _prior_settings(items: list[str] | None) -> dict[str, object] | None:
     return settings
 
 
+# --- predict -------------------------------------------------------------------------------
+
+_BOUNDS_HINTS = (  # the library's wording of bounds -> the flag's
+    (re.compile(r"bounds=\(low, high\)"), "--bounds LOW HIGH"),
+    (re.compile(r"\(low, None\), \(None, high\) or 'infer'"),
+     "--bounds LOW none, --bounds none HIGH or --bounds none none"),
+    (re.compile(r"bounds=\(([^,()]+), ([^,()]+)\)"), lambda m: f"--bounds {m[1]} {m[2]}".replace("None", "none")),
+)
+_predict_params = _in_flag_words(["max_epochs", "bounds", "direction"])
+
+
+def _predict_words(message: str) -> str:
+    for pattern, replacement in _BOUNDS_HINTS:
+        message = pattern.sub(replacement, message)
+    return _predict_params(message)
+
+
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "predict",
+    p = _command(
+        sub, "predict", _run_predict, words=_predict_words,
         help="forecast a learning curve from a CSV file",
         description="Forecast the rest of a learning curve. FILE is a CSV with one column of values, two "
         "columns (epoch,value) or several curves side by side (one column each); a header row is optional.",
@@ -118,70 +221,92 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, default=None, help="print every N-th epoch (default: about 10 rows)")
     p.add_argument("--target", type=float, default=None, help="also print P(final value better than TARGET)")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="draw the fan chart to this PNG (needs matplotlib)")
-    p.set_defaults(func=_run_predict)
+
+
+def _parse_bounds(words: list[str] | None) -> tuple[float | None, float | None] | Literal["auto"]:
+    """``--bounds LOW HIGH`` -> the ``bounds`` argument of ``predict``; ``none`` -> ``None``;
+    no ``--bounds``: ``"auto"``, ``predict``'s default."""
+    if words is None:
+        return "auto"
+
+    def side(word: str) -> float | None:
+        try:
+            return None if word.lower() == "none" else float(word)
+        except ValueError:
+            raise LCPFNError(f"--bounds takes LOW HIGH, each a number or 'none', but got {word!r}") from None
+
+    sides = [side(w) for w in words]
+    if not all(v is None or math.isfinite(v) for v in sides):
+        raise LCPFNError(
+            f"--bounds must be finite numbers ('none' for a side that is not known) but got {' '.join(words)}"
+        )
+    low, high = sides
+    if low is not None and high is not None and not low < high:
+        raise LCPFNError(f"--bounds needs LOW < HIGH but got {words[0]} {words[1]}")
+    return low, high
+
+
+def _check_predict(args: argparse.Namespace) -> None:
+    """The options of ``predict``, checked before any file is read or model loaded."""
+    if args.max_epochs < 2:
+        raise LCPFNError(f"--max-epochs must be at least 2 but got {args.max_epochs}")
+    bad = [q for q in args.quantiles if not 0 < q < 1]
+    if bad:
+        raise LCPFNError(f"--quantiles must lie strictly between 0 and 1 but got {bad[0]:g}")
+    if args.every is not None and args.every < 1:
+        raise LCPFNError(f"--every must be at least 1 but got {args.every}")
+    if args.target is not None and not math.isfinite(args.target):
+        raise LCPFNError(f"--target must be a finite number but got {args.target}")
+    if args.plot:
+        from lcpfn.errors import require
+
+        require("matplotlib", extra="plot", feature="--plot")
+        parent = Path(args.plot).expanduser().parent
+        if not parent.is_dir():
+            raise LCPFNError(f"--plot {args.plot}: directory {str(parent)!r} does not exist")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    _check_predict(args)
+    bounds = _parse_bounds(args.bounds)
     from lcpfn.io import read_curves_file
-    from lcpfn.predictor import LCPFN
 
     curve_set = read_curves_file(args.file)
     for note in curve_set.notes:
         print(f"# note: {note}")
+    from lcpfn.predictor import LCPFN
+
     model = LCPFN.from_pretrained(args.model)
-    # curves of equal length share one forward pass
-    by_length: dict[int, list[int]] = {}
-    for i, c in enumerate(curve_set.curves):
-        by_length.setdefault(len(c), []).append(i)
-    forecasts = []
-    for length, idx in by_length.items():
-        fc = model.predict(
-            np.stack([curve_set.curves[i] for i in idx]),
-            max_epochs=args.max_epochs, direction=args.direction, bounds=_parse_bounds(args.bounds),
-        )
-        forecasts.append((fc, [curve_set.names[i] for i in idx]))
-    for fc, names in forecasts:
-        _print_forecast(fc, names, args, model.name)
+    # one forward pass per length, one forecast for all (the shape rule of lcpfn.validation)
+    fc = model.predict(list(curve_set.curves), max_epochs=args.max_epochs, direction=args.direction, bounds=bounds)
+    _print_forecast(fc, list(curve_set.names), args, model.name)
     if args.plot:
         from lcpfn.plotting import plot_forecasts
 
-        plot_forecasts(forecasts, path=args.plot)
+        plot_forecasts([(fc, list(curve_set.names))], path=args.plot)
         print(f"fan chart written to {args.plot}")
     return 0
 
 
-def _parse_bounds(words: list[str] | None):
-    """``--bounds LOW HIGH`` -> the ``bounds`` argument of ``predict``, which validates it.
-
-    ``none`` -> ``None`` (that side is inferred), numbers -> floats; anything else is passed on
-    as given, so ``predict`` names it in its error.
-    """
-    if words is None:
-        return None
-
-    def word(w: str):
-        if w.lower() == "none":
-            return None
-        try:
-            return float(w)
-        except ValueError:
-            return w
-
-    return tuple(word(w) for w in words)
-
-
 def _print_forecast(fc, names: list[str], args: argparse.Namespace, model_name: str) -> None:
-    qs = {q: fc.quantile(q) for q in args.quantiles}
-    mean = fc.mean()
-    every = args.every or max(1, len(fc.epochs) // 10)
-    rows = list(range(0, len(fc.epochs), every))
-    if rows[-1] != len(fc.epochs) - 1:
-        rows.append(len(fc.epochs) - 1)
-    p_improve = fc.prob_improve(args.target) if args.target is not None else None
+    import numpy as np
+
+    from lcpfn.normalization import describe_bounds
+
+    qs = {q: np.atleast_2d(fc.quantile(q)) for q in args.quantiles}
+    mean = np.atleast_2d(fc.mean())
+    p_improve = np.atleast_1d(fc.prob_improve(args.target)) if args.target is not None else None
+    how = "--bounds" if args.bounds else "the default for these values; set it with --bounds"
+    print(f"# values: {describe_bounds(fc.bounds)} ({how})")
     for i, name in enumerate(names):
-        print(f"# {name}: {fc.observed.shape[1]} observed epochs, forecast to epoch {args.max_epochs} ({model_name})")
+        t = int(fc.lengths[i])
+        first = t - int(fc.lengths.min())  # this curve's first forecast column
+        n_future = len(fc.epochs) - first
+        every = args.every or max(1, n_future // 10)
+        rows = list(range(first, len(fc.epochs), every))
+        if rows[-1] != len(fc.epochs) - 1:
+            rows.append(len(fc.epochs) - 1)
+        print(f"# {name}: {t} observed epochs, forecast to epoch {args.max_epochs} ({model_name})")
         print("epoch  " + "  ".join(f"q{q:<7g}" for q in args.quantiles) + "  mean")
         for h in rows:
             cells = "  ".join(f"{qs[q][i, h]:<8.4f}" for q in args.quantiles)
@@ -191,19 +316,22 @@ def _print_forecast(fc, names: list[str], args: argparse.Namespace, model_name: 
             print(f"P(value at epoch {args.max_epochs} {word} {args.target:g}) = {p_improve[i]:.3f}")
 
 
+# --- app -----------------------------------------------------------------------------------
+
+
 def _add_app(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("app", help="start the Streamlit dashboard (needs lcpfn[app])")
+    p = _command(sub, "app", _run_app, help="start the Streamlit dashboard (needs lcpfn[app])")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--model", default="default", help="model shown first: a shipped name or a checkpoint directory")
     p.add_argument("--example", default=None, help="built-in example curve to open with")
-    p.set_defaults(func=_run_app)
 
 
 def _run_app(args: argparse.Namespace) -> int:
     import importlib.util
 
     from lcpfn.errors import require
+    from lcpfn.io import MAX_BYTES
 
     require("streamlit", extra="app", feature="lcpfn app")
     spec = importlib.util.find_spec("lcpfn.app.streamlit_app")
@@ -213,6 +341,8 @@ def _run_app(args: argparse.Namespace) -> int:
         sys.executable, "-m", "streamlit", "run", spec.origin,
         "--server.address", args.address, "--server.port", str(args.port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        # the uploader's stated limit is the one the reader enforces (lcpfn.io.MAX_BYTES), not Streamlit's 200 MB
+        "--server.maxUploadSize", str(max(1, MAX_BYTES // 1_000_000)),
         "--", "--model", args.model, *(["--example", args.example] if args.example else []),
     ]
     # exec, not a child process: a SIGTERM to `lcpfn app` must stop the server too
@@ -222,32 +352,32 @@ def _run_app(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lcpfn", description="Learning-curve extrapolation with PFNs.")
+    parser.add_argument("--version", action="version", version=f"lcpfn {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_predict(sub)
     _add_app(sub)
-    try:
-        from lcpfn.evaluate import add_cli as _add_evaluate
-    except ImportError:  # the evaluation harness is optional at this stage
-        pass
-    else:
-        _add_evaluate(sub)
+    _add_evaluate(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """Run ``lcpfn ARGV``; returns the exit status (argparse exits itself on bad options)."""
+    prog, words = "lcpfn", None
     try:
+        args = build_parser().parse_args(argv)
+        prog, words = f"lcpfn {args.command}", getattr(args, "words", None)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
         return int(args.func(args) or 0)
     except (LCPFNError, MissingDependencyError) as exc:
-        print(f"lcpfn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"lcpfn {args.command}: interrupted", file=sys.stderr)
-        return 130
+        message = words(str(exc)) if words and isinstance(exc, LCPFNError) else str(exc)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:  # also while parsing or importing torch: no traceback
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr = open(os.devnull, "w")
         return 0

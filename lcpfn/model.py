@@ -6,50 +6,21 @@ position. Every token attends only to context tokens, which we get without a mas
 keys and values from the context alone and queries from all tokens — one
 ``scaled_dot_product_attention`` call per layer, with no ``(T, T)`` mask materialised.
 
-This file imports nothing else from the project, so the model can be read on its own.
+This file imports nothing else from the project but its config (``lcpfn.config.ModelConfig``),
+so the model can be read on its own.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lcpfn.config import ModelConfig  # torch-free, so configs are built without importing torch
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild a :class:`PFN`.
-
-    ``seq_len`` is the native curve length: epochs are fed as ``t / seq_len`` and
-    ``log t / log seq_len``. ``head_hidden`` > 0 makes the output head an MLP
-    (``LayerNorm -> Linear(d_model, head_hidden) -> GELU -> Linear(head_hidden, num_bins)``, as in
-    the original PFN decoder) instead of one linear layer; ``value_hidden`` > 0 does the same for
-    the value encoder (``Linear(1, value_hidden) -> GELU -> Linear(value_hidden, d_model)``). Both
-    default to 0 so checkpoints written before these options existed load unchanged.
-    """
-
-    seq_len: int = 100
-    num_bins: int = 1000
-    d_model: int = 128
-    n_layers: int = 3
-    n_heads: int = 4
-    d_ff: int = 512
-    dropout: float = 0.0
-    head_hidden: int = 0
-    value_hidden: int = 0
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        for name in ("seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1 but got {getattr(self, name)}")
-        for name in ("head_hidden", "value_hidden"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be at least 0 (0 = a single linear layer) but got {getattr(self, name)}")
+__all__ = ["PFN", "ModelConfig"]
 
 
 class _Block(nn.Module):
@@ -99,8 +70,11 @@ class PFN(nn.Module):
         )
         self.apply(self._init)
         for blk in self.blocks:  # scale residual projections by depth (GPT-2)
+            assert isinstance(blk, _Block)
+            out = blk.mlp[2]
+            assert isinstance(out, nn.Linear)
             nn.init.normal_(blk.proj.weight, std=0.02 / math.sqrt(2 * config.n_layers))
-            nn.init.normal_(blk.mlp[2].weight, std=0.02 / math.sqrt(2 * config.n_layers))
+            nn.init.normal_(out.weight, std=0.02 / math.sqrt(2 * config.n_layers))
 
     @staticmethod
     def _init(m: nn.Module) -> None:

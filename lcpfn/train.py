@@ -6,166 +6,59 @@ distribution's negative log density of the remaining ``L - c`` noisy values.
 
 Run under ``torchrun --nproc_per_node N`` to train with DistributedDataParallel: each rank
 draws its own curves (``batch_size / N`` per rank) and rank 0 writes checkpoints.
+
+Randomness comes from explicit generators (the prior's batches and cutoffs) and, for weight
+initialisation and dropout, from torch's global generators inside ``torch.random.fork_rng``:
+seeded from ``TrainConfig.seed``, saved in every checkpoint, and the caller's global state is
+left as it was.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.distributed as dist
 
 from lcpfn import checkpoint as ckpt
 from lcpfn.bar_distribution import BarDistribution, borders_from_samples
+from lcpfn.config import RUN_DEFINING, TrainConfig
 from lcpfn.errors import CheckpointError, InputError
 from lcpfn.model import PFN, ModelConfig
-from lcpfn.priors import get_prior, prior_to_dict
+from lcpfn.priors import prior_to_dict
 
-if TYPE_CHECKING:
-    from lcpfn.priors import Prior
+__all__ = ["TrainConfig", "TrainResult", "train"]
 
 log = logging.getLogger(__name__)
 
-# Settings that must be identical when a run is resumed; the rest (device, checkpoint cadence,
-# threads) may change between sessions without changing the result.
-_RUN_DEFINING = (
-    "prior", "seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "head_hidden",
-    "value_hidden", "steps", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2", "grad_clip", "seed",
-    "border_curves", "init_from", "prior_settings", "budget",
-)
-# Run-defining fields added after runs already existed, with the value those runs used.
-_ADDED_LATER = {"head_hidden": 0, "value_hidden": 0, "init_from": None, "prior_settings": None, "budget": None}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """A training run. Model fields mirror :class:`~lcpfn.model.ModelConfig`.
-
-    ``init_from``: a checkpoint directory whose weights and bin borders start this run (a second
-    training stage, or fine-tuning on another prior); its architecture must match these fields.
-    The optimizer and learning-rate schedule start fresh.
-
-    ``prior_settings``: fields of the prior's dataclass to change from their defaults, e.g.
-    ``{"p_step": 0.3, "step_width_range": (0.05, 0.3)}`` for ``prior="extended"``. Stored as JSON
-    (pairs become lists); empty means none.
-
-    ``budget``: train on runs of this many epochs (at most ``seq_len``) instead of ``seq_len``:
-    prior curves are drawn with ``seq_len=budget``, so the components an extended prior ties to
-    training progress (a late rise ending with the run, a step, overfitting, ...) happen within
-    ``budget`` epochs, and only epochs up to ``budget`` are observed and predicted. Epochs are still
-    embedded as ``t / seq_len``, so a budget run can start from (``init_from``) a ``seq_len`` model.
-    The checkpoint records the budget and :class:`~lcpfn.LCPFN` reads it as the model's native
-    length: a run of ``budget`` epochs is forecast as such, a longer one is subsampled onto it.
-    ``None`` (the default) is ``seq_len``.
-    """
-
-    out_dir: str
-    prior: str = "reference"
-    prior_settings: dict[str, Any] | None = None
-    seq_len: int = 100
-    num_bins: int = 1000
-    d_model: int = 128
-    n_layers: int = 3
-    n_heads: int = 4
-    d_ff: int = 512
-    dropout: float = 0.0
-    head_hidden: int = 0
-    value_hidden: int = 0
-    steps: int = 2000
-    batch_size: int = 100
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    seed: int = 0
-    border_curves: int = 20_000
-    init_from: str | None = None
-    budget: int | None = None
-    device: str = "auto"
-    precision: Literal["auto", "float32", "bf16"] = "auto"
-    compile: bool = False
-    checkpoint_every: int = 500
-    log_every: int = 50
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        positive = ("seq_len", "num_bins", "steps", "batch_size", "checkpoint_every", "log_every", "border_curves")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1 but got {getattr(self, name)}")
-        if self.seq_len < 2:
-            raise InputError(f"seq_len must be at least 2 but got {self.seq_len}")
-        if self.budget is not None and (
-            isinstance(self.budget, bool) or not isinstance(self.budget, int) or not 2 <= self.budget <= self.seq_len
-        ):
-            raise InputError(f"budget must be an integer in [2, seq_len={self.seq_len}] or None, but got {self.budget!r}")
-        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
-            raise InputError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}")
-        if self.warmup_steps < 0:
-            raise InputError(f"warmup_steps must be at least 0 but got {self.warmup_steps}")
-        if self.precision not in ("auto", "float32", "bf16"):
-            raise InputError(f"precision must be 'auto', 'float32' or 'bf16', but got {self.precision!r}")
-        settings = self.prior_settings
-        if settings is not None:
-            if not isinstance(settings, Mapping):
-                raise InputError(f"prior_settings must be a mapping of prior fields to values but got {settings!r}")
-            try:  # the JSON form, as stored in checkpoints (pairs become lists), so a resume compares alike
-                settings = json.loads(json.dumps(dict(settings), allow_nan=False))
-            except (TypeError, ValueError):
-                raise InputError(f"prior_settings must hold finite JSON values but got {settings!r}") from None
-            object.__setattr__(self, "prior_settings", settings or None)
-        self.make_prior()  # validates the prior and its settings
-        self.model_config()  # validates the model fields
-
-    @property
-    def run_length(self) -> int:
-        """Epochs per training curve: ``budget``, or ``seq_len`` without one."""
-        return self.seq_len if self.budget is None else self.budget
-
-    def make_prior(self) -> "Prior":
-        """The prior ``prior`` with ``prior_settings`` applied (lists as tuples: the ranges)."""
-        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in (self.prior_settings or {}).items()}
-        try:
-            return get_prior(self.prior, **settings)
-        except (TypeError, ValueError) as exc:
-            message = str(exc)
-            if not message.startswith(("prior ", "unknown prior")):
-                message = f"prior {self.prior!r}: {message}"
-            raise InputError(message) from None
-
-    def model_config(self) -> ModelConfig:
-        try:
-            return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""
-        warm = min(self.warmup_steps, self.steps // 4)
-        if step < warm:
-            return self.lr * (step + 1) / warm
-        progress = (step - warm) / max(1, self.steps - warm)
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+StopReason = Literal["finished", "stop_at_step", "time_limit", "SIGTERM"]
+# Why a session ends before its last step, in the order ranks agree on it (the highest wins).
+_STOPS = (None, "stop_at_step", "time_limit", "SIGTERM", "SIGINT")
 
 
 @dataclass(frozen=True)
 class TrainResult:
+    """Where a training session ended. ``stop_reason`` says why: ``"finished"`` (all steps
+    done), ``"stop_at_step"``, ``"time_limit"`` or ``"SIGTERM"`` (the process was asked to stop;
+    the checkpoint is written)."""
+
     out_dir: Path
     step: int
     curves_seen: int
     wall_time_s: float
     loss: float
     finished: bool
+    stop_reason: StopReason = "finished"
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -180,15 +73,15 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
-def _warm_start(config: TrainConfig, model_cfg: ModelConfig, device: torch.device) -> tuple[PFN, BarDistribution]:
-    """The weights and bin borders of the checkpoint ``config.init_from`` (a directory, or the name
-    of a shipped model such as ``"default"``), checked against ``model_cfg``."""
-    src = Path(config.init_from)
+def _warm_start(init_from: str, model_cfg: ModelConfig, device: torch.device) -> tuple[PFN, BarDistribution]:
+    """The weights and bin borders of the checkpoint ``init_from`` (a directory, or the name of a
+    shipped model such as ``"default"``), checked against ``model_cfg``."""
+    src = Path(init_from)
     if not src.is_dir():
         from lcpfn.predictor import _resolve, shipped_models
 
-        if str(config.init_from) in shipped_models():
-            src = _resolve(config.init_from)[1]
+        if init_from in shipped_models():
+            src = _resolve(init_from)[1]
     try:
         model, bar, _ = ckpt.load_model(src, device=device)
     except CheckpointError as exc:
@@ -225,6 +118,59 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def _global_generator(device: torch.device) -> torch.Generator:
+    """Torch's global generator for ``device``: weight initialisation (on the CPU) and dropout."""
+    if device.type == "cuda":
+        torch.cuda.init()  # fills torch.cuda.default_generators
+        return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+    return torch.default_generator
+
+
+def _agree(reason: str | None, device: torch.device) -> str | None:
+    """The stop reason every DDP rank acts on: the strongest any rank has (ranks see a signal or
+    the clock at different steps, and must all leave the loop at the same one)."""
+    code = torch.tensor([_STOPS.index(reason)], device=device)
+    dist.all_reduce(code, op=dist.ReduceOp.MAX)
+    return _STOPS[int(code.item())]
+
+
+@dataclass
+class _StopRequest:
+    signal: str | None = None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopRequest]:
+    """While training (in the main thread), SIGINT and SIGTERM ask the loop to stop at the next
+    step boundary, where the state is consistent and a checkpoint can be written; a second
+    SIGINT raises KeyboardInterrupt at once. The previous handlers are restored afterwards."""
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if request.signal is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        request.signal = signal.Signals(signum).name
+        again = "; press Ctrl-C again to stop at once, without a checkpoint" if signum == signal.SIGINT else ""
+        log.warning("%s: stopping at the end of this step with a checkpoint%s", request.signal, again)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old = signal.getsignal(sig)
+        if old is not signal.SIG_IGN:  # a process started to ignore a signal keeps ignoring it
+            previous[sig] = old
+            signal.signal(sig, handler)
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -237,6 +183,12 @@ def train(
 
     ``time_limit_s`` and ``stop_at_step`` end this session early with a checkpoint, so a
     later ``resume=True`` continues exactly where it stopped (same batches, same weights).
+    ``resume=True`` on a directory without a run starts one.
+
+    Called from the main thread, SIGTERM and SIGINT (Ctrl-C) stop the session at the next step
+    boundary with a checkpoint: after SIGTERM ``train`` returns (``stop_reason="SIGTERM"``),
+    after SIGINT it raises :class:`KeyboardInterrupt`; a second Ctrl-C stops at once without
+    one. Torch's global random state and thread count are as before when ``train`` returns.
     """
     world, rank, local_rank = _dist_info()
     if world > 1 and not dist.is_initialized():
@@ -248,65 +200,96 @@ def train(
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    threads = torch.get_num_threads()
+    cuda_devices = [device.index] if device.type == "cuda" else []
+    with _stop_on_signals() as stop, torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
+        try:
+            if config.threads:
+                torch.set_num_threads(config.threads)
+            return _train(config, device=device, world=world, rank=rank, stop=stop, resume=resume,
+                          time_limit_s=time_limit_s, stop_at_step=stop_at_step, progress=progress)
+        finally:
+            torch.set_num_threads(threads)
 
+
+def _train(
+    config: TrainConfig,
+    *,
+    device: torch.device,
+    world: int,
+    rank: int,
+    stop: _StopRequest,
+    resume: bool,
+    time_limit_s: float | None,
+    stop_at_step: int | None,
+    progress: bool,
+) -> TrainResult:
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     out = Path(config.out_dir)
-    state_json = out / ckpt.STATE_JSON
     prior = config.make_prior()
     model_cfg = config.model_config()
 
-    if state_json.exists() and not resume:
+    recorded = ckpt.read_run_state(out)
+    if recorded is not None and not resume:
         raise InputError(
             f"{str(out)!r} already holds a training run; pass resume=True (--resume) to continue it "
             "or choose another output directory"
         )
-    torch.manual_seed(config.seed)  # weight initialisation
+    if rank == 0:
+        ckpt.remove_stale(out)  # what a killed save left behind
+    _global_generator(torch.device("cpu")).manual_seed(config.seed)  # weight initialisation, on the CPU
     model = PFN(model_cfg).to(device)
+    _global_generator(device).manual_seed(config.seed * 1_000_003 + rank + 104_729)  # dropout
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed * 1_000_003 + rank)
     step, curves_seen, wall = 0, 0, 0.0
     loss_ema = float("nan")
+    saved: tuple[int, bool] | None = None  # (step, final) of the checkpoint on disk, if it is this state
+    optimizer_state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
 
-    if resume and state_json.exists():
-        meta = ckpt.read_json(state_json)
-        saved = meta.get("config", {})
-        saved = {**_ADDED_LATER, **saved}
-        changed = [k for k in _RUN_DEFINING if saved.get(k) != asdict(config)[k]]
+    if recorded is not None:
+        ck_dir, meta = recorded
+        saved_config, mine = TrainConfig.recorded(meta.get("config", {})), asdict(config)
+        changed = [k for k in RUN_DEFINING if saved_config[k] != mine[k]]
         if changed:
             raise InputError(
                 f"cannot resume {str(out)!r} with different settings: "
-                + ", ".join(f"{k}={asdict(config)[k]!r} (run has {saved.get(k)!r})" for k in changed)
+                + ", ".join(f"{k}={mine[k]!r} (run has {saved_config[k]!r})" for k in changed)
             )
         if meta.get("world_size", 1) != world:
             raise InputError(f"{str(out)!r} was trained with {meta.get('world_size')} processes, not {world}")
-        model, bar, model_meta = ckpt.load_model(out, device=device)
+        model, bar, model_meta = ckpt.load_model(ck_dir, device=device)
         if model_meta.get("step") != meta["step"]:
-            raise CheckpointError(f"{str(out)!r}: weights (step {model_meta.get('step')}) and state (step {meta['step']}) disagree")
+            raise CheckpointError(
+                f"{str(ck_dir)!r}: weights (step {model_meta.get('step')}) and state (step {meta['step']}) disagree"
+            )
         model.train()
-        state = ckpt.read_tensors(out / ckpt.STATE_FILE)
+        state = ckpt.read_tensors(ck_dir / ckpt.STATE_FILE)
+        optimizer_state = (state, meta["optimizer"])
         gen.set_state(state[f"rng.{rank}"].to(torch.uint8).cpu())
+        if f"global_rng.{rank}" in state:  # checkpoints written before it was saved had no dropout
+            _global_generator(device).set_state(state[f"global_rng.{rank}"].to(torch.uint8).cpu())
         step, curves_seen, wall = meta["step"], meta["curves_seen"], meta["wall_time_s"]
         loss_ema = meta.get("loss_ema", float("nan"))
+        saved = (step, bool(meta.get("final")))
         log.info("resuming %s at step %d", out, step)
     elif config.init_from is not None:
         # Warm start: another run's weights and bin borders, a fresh optimizer and schedule.
-        model, bar = _warm_start(config, model_cfg, device)
+        model, bar = _warm_start(config.init_from, model_cfg, device)
         model.train()
-        state, meta = None, None
     else:
         # Bin borders from prior samples with their own seed, identical on every rank.
         border_gen = torch.Generator(device=device).manual_seed(config.seed + 7919)
         values = prior.sample(config.border_curves, seq_len=config.run_length, generator=border_gen).values
         bar = BarDistribution(borders_from_samples(values, config.num_bins)).to(device)
-        state, meta = None, None
 
     opt = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=(0.9, config.beta2), weight_decay=config.weight_decay
     )
-    if state is not None:
-        _load_optimizer(opt, state, meta["optimizer"])
+    if optimizer_state is not None:
+        _load_optimizer(opt, *optimizer_state)
     ddp_model: torch.nn.Module = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -315,25 +298,26 @@ def train(
     fwd = torch.compile(ddp_model, dynamic=True) if config.compile else ddp_model
 
     def save(final: bool) -> None:
-        states = [gen.get_state()]
+        rngs = {"rng": gen.get_state().cpu(), "global_rng": _global_generator(device).get_state().cpu()}
+        gathered: list[Any] = [rngs]
         if world > 1:
-            gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, gen.get_state().cpu())
-            states = gathered
+            gathered = [None] * world
+            dist.all_gather_object(gathered, rngs)
         if rank != 0:
             return
-        out.mkdir(parents=True, exist_ok=True)
         extra = {"step": step, "curves_seen": curves_seen, "train_config": asdict(config), "final": final}
         if config.budget is not None:
             extra["budget"] = config.budget  # LCPFN's native length
         opt_tensors, opt_meta = _optimizer_tensors(opt)
-        rng = {f"rng.{r}": s.cpu() for r, s in enumerate(states)}
-        ckpt.write_tensors(out / ckpt.STATE_FILE, {**opt_tensors, **rng}, metadata={"step": str(step)})
-        ckpt.save_model(out, model, bar, prior=prior_to_dict(prior), extra=extra)
-        ckpt.write_json(state_json, {
+        rng = {f"{name}.{r}": s for r, states in enumerate(gathered) for name, s in states.items()}
+        run_state = {
             "step": step, "curves_seen": curves_seen, "wall_time_s": wall, "loss_ema": loss_ema,
             "config": asdict(config), "world_size": world, "optimizer": opt_meta, "final": final,
-        })
+        }
+        files = ckpt.training_files(model, bar, prior=prior_to_dict(prior), extra=extra,
+                                    state_tensors={**opt_tensors, **rng}, state=run_state)
+        summary = {k: run_state[k] for k in ("step", "final", "curves_seen", "wall_time_s")}
+        ckpt.commit_checkpoint(out, files, name=f"step-{step:07d}", summary=summary)
 
     per_rank = config.batch_size // world
     L = config.run_length
@@ -344,13 +328,19 @@ def train(
         bar_iter = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True, desc="train")
     t_start = time.perf_counter()
     t_session = t_start
-    finished = False
+    reason: str | None = None  # one of _STOPS
     model.train()
     try:
         while step < config.steps:
             if stop_at_step is not None and step >= stop_at_step:
-                break
-            if time_limit_s is not None and time.perf_counter() - t_session > time_limit_s:
+                reason = "stop_at_step"
+            elif time_limit_s is not None and time.perf_counter() - t_session > time_limit_s:
+                reason = "time_limit"
+            else:
+                reason = stop.signal
+            if world > 1:
+                reason = _agree(reason, device)
+            if reason is not None:
                 break
             for group in opt.param_groups:
                 group["lr"] = config.lr_at(step)
@@ -375,20 +365,24 @@ def train(
             if bar_iter is not None:
                 bar_iter.update(1)
                 if step % 10 == 0 or step == config.steps:
-                    bar_iter.set_postfix(loss=f"{loss_ema:.3f}", curves_s=f"{curves_seen / max(wall, 1e-9):.0f}", refresh=False)
+                    speed = f"{curves_seen / max(wall, 1e-9):.0f}"
+                    bar_iter.set_postfix(loss=f"{loss_ema:.3f}", curves_s=speed, refresh=False)
             if rank == 0 and (step % config.log_every == 0):
-                log.info("step %d loss %.4f lr %.2e curves/s %.0f", step, loss_ema, config.lr_at(step), curves_seen / max(wall, 1e-9))
+                log.info("step %d loss %.4f lr %.2e curves/s %.0f", step, loss_ema, config.lr_at(step),
+                         curves_seen / max(wall, 1e-9))
             if step % config.checkpoint_every == 0 and step < config.steps:
                 save(final=False)
+                saved = (step, False)
         finished = step >= config.steps
-        save(final=finished)
-    except KeyboardInterrupt:
-        log.warning("interrupted at step %d; saving a checkpoint to resume from", step)
-        save(final=False)
-        raise
+        if saved != (step, finished):
+            save(final=finished)
     finally:
         if bar_iter is not None:
             bar_iter.close()
     if world > 1:
         dist.barrier()
-    return TrainResult(out_dir=out, step=step, curves_seen=curves_seen, wall_time_s=wall, loss=loss_ema, finished=finished)
+    if reason == "SIGINT":
+        log.warning("interrupted at step %d; the checkpoint in %s resumes from there", step, out)
+        raise KeyboardInterrupt
+    return TrainResult(out_dir=out, step=step, curves_seen=curves_seen, wall_time_s=wall, loss=loss_ema,
+                       finished=finished, stop_reason="finished" if finished else cast(StopReason, reason))

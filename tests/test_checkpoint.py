@@ -1,15 +1,22 @@
+import importlib
 import json
+import os
 import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from lcpfn import LCPFN, CheckpointError
 from lcpfn import checkpoint as ckpt
 from lcpfn.bar_distribution import BarDistribution
 from lcpfn.model import PFN, ModelConfig
+from lcpfn.train import train
 
 
 def _save(tmp_path):
@@ -86,11 +93,197 @@ def test__checkpoint__failed_write_leaves_no_partial_file(tmp_path, monkeypatch)
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("safetensors.torch.save_file", boom)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
         ckpt.save_model(tmp_path, model, bar, prior={"name": "reference"})
     assert (tmp_path / ckpt.WEIGHTS_FILE).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.CONFIG_FILE, ckpt.WEIGHTS_FILE]
+
+
+def test__checkpoint__files_get_the_usual_permissions_and_importing_sets_no_umask(tmp_path, monkeypatch):
+    def no_umask(mask):
+        raise AssertionError("os.umask called")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    importlib.reload(ckpt)  # importing has no side effects (it used to read the umask by setting it)
+    monkeypatch.undo()
+    old = os.umask(0o027)
+    try:
+        _save(tmp_path / "model")
+        train(tiny_config(tmp_path / "run", steps=1, border_curves=200), progress=False)
+    finally:
+        os.umask(old)
+    run_checkpoint = ckpt.latest_checkpoint(tmp_path / "run")
+    for f in [tmp_path / "model" / ckpt.WEIGHTS_FILE, run_checkpoint / ckpt.WEIGHTS_FILE,
+              tmp_path / "run" / ckpt.STATE_JSON]:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o640, f
+    assert stat.S_IMODE(run_checkpoint.stat().st_mode) == 0o750
+
+
+def test__training_run__keeps_one_checkpoint_that_a_pointer_names(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(out, steps=4, checkpoint_every=1, border_curves=200), progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [ckpt.CHECKPOINTS_DIR, ckpt.STATE_JSON]
+    pointer = json.loads((out / ckpt.STATE_JSON).read_text())
+    assert pointer["checkpoint"] == "checkpoints/step-0000004" and pointer["final"] is True
+    assert [p.name for p in (out / ckpt.CHECKPOINTS_DIR).iterdir()] == ["step-0000004"]
+    files = sorted(p.name for p in (out / pointer["checkpoint"]).iterdir())
+    assert files == sorted([ckpt.CONFIG_FILE, ckpt.WEIGHTS_FILE, ckpt.STATE_FILE, ckpt.STATE_JSON])
+    # the run directory and its checkpoint directory both load (the README's `from_pretrained("runs/mine")`)
+    a, b = LCPFN.from_pretrained(out), LCPFN.from_pretrained(out / pointer["checkpoint"])
+    assert a.config["step"] == 4 and all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
+
+
+def test__training_run__resume_removes_stale_entries_but_nothing_it_did_not_write(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(out, steps=4, border_curves=200), stop_at_step=2, progress=False)
+    root = out / ckpt.CHECKPOINTS_DIR
+    (root / ".tmp-step-0000003-1-abc").mkdir()
+    (root / ".tmp-step-0000003-1-abc" / ckpt.WEIGHTS_FILE).write_bytes(b"half")
+    shutil.copytree(root / "step-0000002", root / "step-0000003")  # renamed, but the pointer never moved
+    (out / ".tmp-training_state.json-1-abc").write_text("{")
+    (root / "notes.txt").write_text("mine")
+    (out / "log.txt").write_text("mine")
+    assert train(tiny_config(out, steps=4, border_curves=200), resume=True, progress=False).finished
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt", "step-0000004"]
+    assert sorted(p.name for p in out.iterdir()) == [ckpt.CHECKPOINTS_DIR, "log.txt", ckpt.STATE_JSON]
+
+
+def test__training_run__pointer_outside_checkpoints_is_refused(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(out, steps=1, border_curves=200), progress=False)
+    (out / ckpt.STATE_JSON).write_text(json.dumps({"checkpoint": "../elsewhere"}))
+    with pytest.raises(CheckpointError, match="invalid checkpoint '../elsewhere'"):
+        ckpt.load_model(out)
+
+
+def test__training_run__old_single_directory_layout_still_loads_and_resumes(tmp_path):
+    """Runs written before checkpoints had their own directories: files in OUT_DIR itself."""
+    out = tmp_path / "run"
+    train(tiny_config(out, steps=4, border_curves=200), stop_at_step=2, progress=False)
+    checkpoint = ckpt.latest_checkpoint(out)
+    for f in checkpoint.iterdir():
+        shutil.move(f, out / f.name)
+    shutil.rmtree(out / ckpt.CHECKPOINTS_DIR)
+    assert ckpt.load_model(out)[2]["step"] == 2
+    assert train(tiny_config(out, steps=4, border_curves=200), resume=True, progress=False).finished
+    assert sorted(p.name for p in out.iterdir()) == [ckpt.CHECKPOINTS_DIR, ckpt.STATE_JSON]
+    assert ckpt.load_model(out)[2]["step"] == 4
+
+
+# Run in a subprocess: train a tiny model from scratch (checkpoints at steps 2 and 4), then again in
+# forked children, the k-th of which is killed (os._exit(9), no clean-up) just before the k-th file
+# operation of lcpfn.checkpoint, for every k; then resume each in a fresh child and report what
+# the directory held after the kill and after the resume.
+_CRASH_WORKER = r"""
+import hashlib, json, os, sys, traceback
+from pathlib import Path
+import lcpfn.checkpoint as ckpt
+from lcpfn.train import TrainConfig, train
+
+root = Path(sys.argv[1])
+CONFIG = dict(seq_len=20, num_bins=10, d_model=8, n_layers=1, n_heads=2, d_ff=16, batch_size=4, border_curves=200,
+              steps=4, checkpoint_every=2, warmup_steps=1, threads=1, device="cpu")
+OPS = {"open", "write", "fsync", "close", "replace", "rename", "mkdir", "unlink", "rmdir"}
+real_os = os
+
+
+class KillAt:
+    def __init__(self, at):
+        self.at, self.count = at, 0
+
+    def __getattr__(self, name):
+        f = getattr(real_os, name)
+        if name not in OPS:
+            return f
+
+        def op(*args, **kwargs):
+            self.count += 1
+            if self.count == self.at:
+                real_os._exit(9)
+            return f(*args, **kwargs)
+
+        return op
+
+
+def in_child(fn):
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            fn()
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def run(out, kill_at=0, resume=False):
+    proxy = KillAt(kill_at)
+    ckpt.os = proxy
+    train(TrainConfig(out_dir=str(out), **CONFIG), resume=resume, progress=False)
+    ckpt.os = real_os
+    (Path(out).parent / "ops").write_text(str(proxy.count))
+
+
+def weights(out):  # the tensors' bytes (the file's header orders its metadata differently each time)
+    from safetensors.numpy import load_file
+
+    tensors = load_file(ckpt.latest_checkpoint(out) / ckpt.WEIGHTS_FILE)
+    return hashlib.sha256(b"".join(k.encode() + tensors[k].tobytes() for k in sorted(tensors))).hexdigest()
+
+
+def tree(out):
+    return sorted(str(p.relative_to(out)) for p in Path(out).rglob("*"))
+
+
+def committed(out):
+    # what a reader sees: no run, or a complete checkpoint
+    try:
+        found = ckpt.read_run_state(out)
+    except Exception as exc:
+        return f"unreadable: {exc}"
+    if found is None:
+        return None
+    names = sorted(p.name for p in found[0].iterdir())
+    return {"step": found[1]["step"], "files": names}
+
+
+(root / "straight").mkdir()
+run(root / "straight" / "out")  # here, not in a child: the children start warm (one thread, so fork is safe)
+total = int((root / "straight" / "ops").read_text())
+straight = root / "straight" / "out"
+print(json.dumps({"total": total, "weights": weights(straight), "tree": tree(straight)}))
+for k in range(1, total + 1):
+    (root / str(k)).mkdir()
+    out = root / str(k) / "out"
+    killed = in_child(lambda: run(out, kill_at=k))
+    after_kill = committed(out)
+    resumed = in_child(lambda: run(out, resume=True))
+    print(json.dumps({"k": k, "killed": killed, "after_kill": after_kill, "resumed": resumed,
+                      "weights": weights(out) if resumed == 0 else None, "tree": tree(out)}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="kills forked children")
+def test__training_run__killed_at_any_file_operation_resumes_to_the_same_weights(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", _CRASH_WORKER, str(tmp_path)], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    straight, runs = lines[0], lines[1:]
+    assert straight["total"] > 40 and len(runs) == straight["total"]  # two checkpoints' worth of operations
+    complete = sorted([ckpt.CONFIG_FILE, ckpt.STATE_FILE, ckpt.STATE_JSON, ckpt.WEIGHTS_FILE])
+    for run in runs:
+        assert run["killed"] == 9, run
+        # a reader after the kill sees no run or a complete checkpoint, never a partial one
+        assert run["after_kill"] is None or run["after_kill"]["files"] == complete, run
+        assert run["resumed"] == 0 and run["weights"] == straight["weights"], run
+        assert run["tree"] == straight["tree"], run  # nothing temporary or stale survives the resume
+    assert {r["after_kill"]["step"] for r in runs if r["after_kill"]} == {2, 4}  # kills before and after each commit
 
 
 def test__shipped_models__have_weights_config_and_card():

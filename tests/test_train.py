@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY, tiny_config
 
 from lcpfn import checkpoint as ckpt
 from lcpfn.bar_distribution import BarDistribution, borders_from_samples
@@ -13,11 +14,9 @@ from lcpfn.model import PFN, ModelConfig
 from lcpfn.priors import ReferencePrior
 from lcpfn.train import TrainConfig, train
 
-from conftest import TINY, tiny_config
-
 
 def _weights(out_dir):
-    return ckpt.read_tensors(out_dir / ckpt.WEIGHTS_FILE)
+    return ckpt.read_tensors(ckpt.latest_checkpoint(out_dir) / ckpt.WEIGHTS_FILE)
 
 
 def test__model__overfits_one_batch():
@@ -61,17 +60,43 @@ def test__train__writes_a_loadable_checkpoint(tmp_path):
     assert bar.num_bins == 50 and model.config.d_model == 32
 
 
-def test__train__resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test__train__resume_continues_exactly(tmp_path, dropout):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train(tiny_config(straight, steps=10), progress=False)
-    first = train(tiny_config(split, steps=10), stop_at_step=4, progress=False)
-    assert not first.finished and first.step == 4
-    second = train(tiny_config(split, steps=10), resume=True, progress=False)
+    train(tiny_config(straight, steps=10, dropout=dropout), progress=False)
+    first = train(tiny_config(split, steps=10, dropout=dropout), stop_at_step=4, progress=False)
+    assert not first.finished and first.step == 4 and first.stop_reason == "stop_at_step"
+    second = train(tiny_config(split, steps=10, dropout=dropout), resume=True, progress=False)
     assert second.finished and second.step == 10
     a, b = _weights(straight), _weights(split)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test__train__leaves_global_rng_threads_and_signal_handlers_as_they_were(tmp_path):
+    import signal
+
+    torch.manual_seed(123)
+    rng, threads = torch.get_rng_state(), torch.get_num_threads()
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    config = dict(steps=5, dropout=0.1, threads=1)  # the same threads in every session: same float sums
+    train(tiny_config(tmp_path / "a", **config), stop_at_step=2, progress=False)
+    train(tiny_config(tmp_path / "a", **config), resume=True, progress=False)
+    assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    # and the caller's global seed does not change the run
+    torch.manual_seed(999)
+    train(tiny_config(tmp_path / "b", **config), stop_at_step=3, progress=False)
+    train(tiny_config(tmp_path / "b", **config), resume=True, progress=False)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test__train__config_is_importable_without_torch():
+    code = "import sys; from lcpfn.config import TrainConfig; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stderr
 
 
 def test__model__mlp_head_and_value_encoder_round_trip(tmp_path):
@@ -87,11 +112,12 @@ def test__model__mlp_head_and_value_encoder_round_trip(tmp_path):
 def test__checkpoint__written_before_mlp_options_still_loads(tmp_path):
     """Configs and run states saved before ``head_hidden``/``value_hidden`` existed mean 0 (linear)."""
     train(tiny_config(tmp_path, steps=4), stop_at_step=2, progress=False)
+    checkpoint = ckpt.latest_checkpoint(tmp_path)
     for name, section in ((ckpt.CONFIG_FILE, "model"), (ckpt.STATE_JSON, "config")):
-        data = json.loads((tmp_path / name).read_text())
+        data = json.loads((checkpoint / name).read_text())
         for key in ("head_hidden", "value_hidden"):
             del data[section][key]
-        (tmp_path / name).write_text(json.dumps(data))
+        (checkpoint / name).write_text(json.dumps(data))
     model, _, _ = ckpt.load_model(tmp_path)
     assert isinstance(model.head, torch.nn.Linear)
     assert train(tiny_config(tmp_path, steps=4), resume=True, progress=False).finished
@@ -187,9 +213,9 @@ def test__train__ddp_with_two_gloo_processes(tmp_path):
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    meta = json.loads((out / ckpt.STATE_JSON).read_text())
+    checkpoint, meta = ckpt.read_run_state(out)
     assert meta["world_size"] == 2 and meta["step"] == 6 and meta["curves_seen"] == 96
-    state = ckpt.read_tensors(out / ckpt.STATE_FILE)
+    state = ckpt.read_tensors(checkpoint / ckpt.STATE_FILE)
     assert not torch.equal(state["rng.0"], state["rng.1"])  # each rank draws its own curves
     model, _, _ = ckpt.load_model(out)
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -218,7 +244,11 @@ def test__train__budget_trains_on_runs_of_that_length(tmp_path, monkeypatch):
     assert lc.native_length == 20 and "native_length=20" in repr(lc)
     seen = []
     forward = lc.model.forward
-    monkeypatch.setattr(lc.model, "forward", lambda c, y, q: seen.append((c.max().item(), q.max().item())) or forward(c, y, q))
+    def spy_forward(c, y, q):
+        seen.append((c.max().item(), q.max().item()))
+        return forward(c, y, q)
+
+    monkeypatch.setattr(lc.model, "forward", spy_forward)
     fc = lc.predict([0.2, 0.3, 0.35, 0.4, 0.42, 0.45, 0.46, 0.47, 0.48, 0.49], max_epochs=40)
     assert fc.median().shape == (30,) and torch.isfinite(torch.as_tensor(fc.median())).all()
     assert seen and max(q for _, q in seen) <= 20 + 1e-6  # a 40-epoch run is read as a 20-epoch one
@@ -239,9 +269,10 @@ def test__train__init_from_takes_a_shipped_model_name(tmp_path):
 
     shipped = LCPFN.from_pretrained("default")
     cfg = shipped.model.config
-    arch = {f: getattr(cfg, f) for f in ("seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "head_hidden", "value_hidden")}
+    arch = {f: getattr(cfg, f) for f in ("seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff",
+                                         "head_hidden", "value_hidden")}
     config = TrainConfig(out_dir=str(tmp_path), init_from="default", prior="extended", budget=52, steps=1,
                          batch_size=4, border_curves=100, **arch)
     assert train(config, stop_at_step=0, progress=False).step == 0
-    a, b = ckpt.read_tensors(tmp_path / ckpt.WEIGHTS_FILE), shipped.model.state_dict()
+    a, b = _weights(tmp_path), shipped.model.state_dict()
     assert all(torch.equal(a[f"model.{k}"], v) for k, v in b.items())

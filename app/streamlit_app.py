@@ -14,17 +14,19 @@ import importlib.resources
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lcpfn.io import CurveSet, Direction, guess_bounds, guess_direction, parse_values, read_csv
 from lcpfn.errors import InputError, LCPFNError, MissingDependencyError
+from lcpfn.io import MAX_BYTES, CurveSet, guess_direction, parse_values, read_csv
+from lcpfn.normalization import Direction, default_bounds, describe_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class CurveForecast:
 class Settings:
     direction: Direction
     max_epochs: int
-    bounds: tuple[float, float] | None
+    bounds: tuple[float, float] | Literal["auto"]
     target: float | None
 
 
@@ -116,20 +118,19 @@ def forecast_curves(
 ) -> list[CurveForecast]:
     """Forecast the curves ``indices`` (default all) with ``predictor.predict``.
 
-    ``batched``: curves of equal length go in one call (else one call per curve, for a slow
-    predictor whose progress should show); ``progress(done, total)`` is called after each call.
+    ``batched``: all curves go in one call, whatever their lengths (else one call per curve,
+    for a slow predictor whose progress should show); ``progress(done, total)`` is called after
+    each call.
     """
     indices = list(range(curve_set.n_curves)) if indices is None else list(indices)
     best = best_so_far(curve_set, settings.direction)
-    groups: dict[int, list[int]] = {}
-    for i in indices:
-        groups.setdefault(len(curve_set.curves[i]) if batched else -1 - i, []).append(i)
+    groups = [indices] if batched else [[i] for i in indices]
     out: dict[int, CurveForecast] = {}
     done = 0
-    for members in groups.values():
-        batch = np.stack([curve_set.curves[i] for i in members])  # (n, T)
+    for members in groups:
         fc = predictor.predict(
-            batch, max_epochs=settings.max_epochs, direction=settings.direction, bounds=settings.bounds
+            [curve_set.curves[i] for i in members],
+            max_epochs=settings.max_epochs, direction=settings.direction, bounds=settings.bounds,
         )
         names = [curve_set.names[i] for i in members]
         out.update(zip(members, summarize(fc, names, best=best, target=settings.target, density=density)))
@@ -142,7 +143,7 @@ def forecast_curves(
 def summarize(
     fc: Any, names: Sequence[str], *, best: float, target: float | None, density: bool = True
 ) -> list[CurveForecast]:
-    """Per-curve summaries of a :class:`lcpfn.Forecast` made from 2-D curves ``(n, T)``."""
+    """Per-curve summaries of a :class:`lcpfn.Forecast` of ``n`` curves (lengths may differ)."""
     qs = {q: np.atleast_2d(fc.quantile(q)) for q in QUANTILES}  # each (n, H)
     mean = np.atleast_2d(fc.mean())
     p_best = np.atleast_1d(fc.prob_improve(best))
@@ -155,13 +156,15 @@ def summarize(
         grid = np.linspace(float(lo.min()) - pad, float(hi.max()) + pad, DENSITY_POINTS)
         dens = np.exp(np.atleast_2d(fc.log_prob_at(grid)))  # (n, G)
     observed = np.atleast_2d(fc.observed)
+    lengths = np.atleast_1d(fc.lengths)
+    future = [np.asarray(fc.epochs) > t for t in lengths]  # each curve's own future epochs
     return [
         CurveForecast(
             name=name,
-            observed=observed[i],
-            epochs=np.asarray(fc.epochs),
-            quantiles={q: v[i] for q, v in qs.items()},
-            mean=mean[i],
+            observed=observed[i, : lengths[i]],
+            epochs=np.asarray(fc.epochs)[future[i]],
+            quantiles={q: v[i][future[i]] for q, v in qs.items()},
+            mean=mean[i][future[i]],
             grid=grid,
             density=None if dens is None else dens[i],
             p_best=float(p_best[i]),
@@ -246,7 +249,7 @@ def forecast_figure(
         fig.add_trace(go.Scatter(x=obs_x[so], y=f.observed[so], mode="markers+lines",
                                  marker=dict(color=color, size=5), line=dict(color=color, width=1),
                                  name=f"{prefix}observed", **group))
-    for k, m in enumerate(mcmc):
+    for m in mcmc:
         color = "#333333"
         prefix = f"{m.name}: " if len(mcmc) > 1 else ""
         s = _thin(len(m.epochs))
@@ -333,7 +336,7 @@ def _model_sidebar(args: argparse.Namespace) -> Any:
             return None
         spec = str(Path(spec).expanduser())
     else:
-        spec = choice
+        spec = str(choice)
     return load_model(spec, _stamp(spec))
 
 
@@ -344,7 +347,8 @@ def _read_input(args: argparse.Namespace) -> CurveSet | None:
                       label_visibility="collapsed")
     if source == SOURCES[0]:
         upload = st.file_uploader(
-            "Upload a CSV: `epoch,value`, one column of values, or one column per curve",
+            f"Upload a CSV (at most {MAX_BYTES // 1_000_000} MB): `epoch,value`, one column of values, "
+            "or one column per curve",
             type=["csv", "tsv", "txt"], key="upload",
         )
         if upload is None:
@@ -360,7 +364,7 @@ def _read_input(args: argparse.Namespace) -> CurveSet | None:
         return parse_values(text)
     names = list(examples)
     index = names.index(args.example) if args.example in names else 0
-    name = st.selectbox("Example", names, index=index, key="example")
+    name = st.selectbox("Example", names, index=index, key="example") or names[index]
     return read_csv(examples[name].read_bytes(), source=f"example '{name}'")
 
 
@@ -368,8 +372,9 @@ def _settings_sidebar(curve_set: CurveSet, native_length: int) -> Settings:
     fp = fingerprint(curve_set)
     st.sidebar.header("Forecast")
     guess, reason = guess_direction(curve_set)
-    direction = st.sidebar.radio("Direction", ("maximize", "minimize"), index=0 if guess == "maximize" else 1,
-                                 key=f"direction-{fp}", horizontal=True, help=f"Guessed: {guess} ({reason}).")
+    picked = st.sidebar.radio("Direction", ("maximize", "minimize"), index=0 if guess == "maximize" else 1,
+                              key=f"direction-{fp}", horizontal=True, help=f"Guessed: {guess} ({reason}).")
+    direction: Direction = "minimize" if picked == "minimize" else "maximize"
     t_max = curve_set.max_length
     default_epochs = native_length if t_max < native_length else 2 * t_max
     max_epochs = int(st.sidebar.number_input("Total epochs to forecast to", min_value=t_max + 1,
@@ -377,16 +382,21 @@ def _settings_sidebar(curve_set: CurveSet, native_length: int) -> Settings:
                                              key=f"epochs-{fp}"))
     target = st.sidebar.number_input("Target value (optional)", value=None, format="%.4g", key=f"target-{fp}",
                                      placeholder="e.g. the best final value so far")
-    bounds_guess = guess_bounds(curve_set, direction)
     st.sidebar.header("Value range")
-    scaled = st.sidebar.checkbox(
-        "Scale values from a range", value=bounds_guess is not None, key=f"scaled-{fp}-{direction}",
-        help="The model forecasts values in [0, 1]. Metrics outside that range (losses, percentages) "
-        "are mapped from [low, high] into it; the forecast never leaves the range.",
+    auto = default_bounds(np.concatenate(curve_set.curves)[None, :], direction=direction)
+    known = st.sidebar.checkbox(
+        "The metric has a known range", value=False, key=f"scaled-{fp}-{direction}",
+        help="The model forecasts values in [0, 1]. Without a known range, values in [0, 1] are used as "
+        "they are, a loss (minimised, never negative) is scaled from 0 up, and any other metric is "
+        "scaled from each curve's own observed values. With a known range [low, high], that range is "
+        "mapped onto [0, 1].",
     )
-    bounds = None
-    if scaled:
-        low0, high0 = bounds_guess if bounds_guess is not None else (0.0, 1.0)
+    bounds: tuple[float, float] | Literal["auto"] = "auto"
+    if not known:
+        st.sidebar.caption(f"Used: {describe_bounds(auto)}.")
+    else:
+        y = curve_set.values()
+        low0, high0 = min(0.0, float(y.min())), max(1.0, float(y.max()))
         c1, c2 = st.sidebar.columns(2)
         low = c1.number_input("low", value=float(low0), format="%.4g", key=f"low-{fp}-{direction}")
         high = c2.number_input("high", value=float(high0), format="%.4g", key=f"high-{fp}-{direction}")

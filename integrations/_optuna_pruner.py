@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from lcpfn.errors import InputError, require
-from lcpfn.validation import check_bounds
+from lcpfn.normalization import check_bounds, study_bounds
 
 optuna = require("optuna", extra="optuna", feature="lcpfn.integrations.optuna")
 
@@ -34,12 +34,6 @@ _logger = logging.getLogger(__name__)
 
 #: The key of the trial user attribute where every forecast-based decision is recorded.
 ATTR_KEY = "lcpfn_pruner"
-
-#: The study's scale (start level to threshold) is widened by this many times itself on each side,
-#: so it fills the middle third of the model's [0, 1]: the reference prior's curves rise by 0.16
-#: (median) and 0.28 (75th percentile) over 100 epochs, so the best curve's rise maps to a large
-#: but ordinary rise under the prior.
-_MARGIN = 1.0
 
 #: ``history=True``: the most recent COMPLETE trials whose forecasts are checked against their
 #: final values, and the weight (in pseudo-trials) of the model's own P(improve) in the estimate.
@@ -181,7 +175,7 @@ class LCPFNPruner(BasePruner):
         history: bool = False,
         target: float | None = None,
         bounds: tuple[float | None, float | None] | Literal["infer"] | None = None,
-        model: "LCPFN | str | os.PathLike[str] | None" = None,
+        model: LCPFN | str | os.PathLike[str] | None = None,
     ) -> None:
         if max_resource != "auto":
             if isinstance(max_resource, bool) or not isinstance(max_resource, (int, np.integer)):
@@ -223,11 +217,11 @@ class LCPFNPruner(BasePruner):
         # loaded at the first forecast into `_loaded_model`, a cache, not decision state.
         self._given_model = None if model is None or isinstance(model, (str, os.PathLike)) else model
         self._model_spec = None if self._given_model is not None else model
-        self._loaded_model: "LCPFN | None" = None
+        self._loaded_model: LCPFN | None = None
         self._lock = threading.Lock()
 
     # --- the decision ---------------------------------------------------------------------------
-    def prune(self, study: "Study", trial: "FrozenTrial") -> bool:
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
         if len(study.directions) > 1:
             raise InputError(
                 "LCPFNPruner supports single-objective studies only, but this study has "
@@ -249,12 +243,13 @@ class LCPFNPruner(BasePruner):
             _logger.info("trial %d pruned at step %d: non-finite value", trial.number, step)
             return True
 
-        max_resource = self._max_resource
-        if max_resource == "auto":
+        if self._max_resource == "auto":
             last_steps = [t.last_step for t in completed if t.last_step is not None]
             if not last_steps:
                 return False
             max_resource = max(last_steps)
+        else:
+            max_resource = self._max_resource
         if step >= max_resource:
             return False  # the final value is in: nothing left to save
 
@@ -313,7 +308,7 @@ class LCPFNPruner(BasePruner):
 
     def _p_from_history(
         self,
-        completed: list["FrozenTrial"],
+        completed: list[FrozenTrial],
         step: int,
         n_observed: int,
         max_resource: int,
@@ -357,42 +352,24 @@ class LCPFNPruner(BasePruner):
         k = _HISTORY_PRIOR
         return float((np.count_nonzero(q < p_improve) + k * p_improve) / (n + k)), n
 
-    def _bounds_for(self, curve: np.ndarray, threshold: float, completed: list["FrozenTrial"]) -> tuple[float, float]:
-        """``(low, high)`` for :meth:`LCPFN.predict`; ``curve`` is the ``(T,)`` observed curve.
+    def _bounds_for(self, curve: np.ndarray, threshold: float, completed: list[FrozenTrial]) -> tuple[float, float]:
+        """``(low, high)`` for :meth:`LCPFN.predict`: :func:`lcpfn.normalization.study_bounds` from
+        the first reported value of each COMPLETE trial; ``curve`` is the ``(T,)`` observed curve."""
+        starts = []
+        for t in completed:
+            if t.intermediate_values:
+                v = t.intermediate_values[min(t.intermediate_values)]
+                if math.isfinite(v):
+                    starts.append(v)
+        known = self._bounds if self._bounds is not None else (None, None)
+        return study_bounds(curve, threshold=threshold, starts=starts, known=known)
 
-        The study's scale is the gap between its typical start (the median first reported value
-        of the COMPLETE trials) and the threshold; that gap fills the middle ``1 / (1 + 2 m)`` of
-        ``[0, 1]`` (``m = _MARGIN``). The current curve is always inside.
-        """
-        known_low, known_high = self._bounds if self._bounds is not None else (None, None)
-        if known_low is not None and known_high is not None:
-            low, high = known_low, known_high
-        else:
-            starts = []
-            for t in completed:
-                if t.intermediate_values:
-                    v = t.intermediate_values[min(t.intermediate_values)]
-                    if math.isfinite(v):
-                        starts.append(v)
-            start = float(np.median(starts)) if starts else float(curve[0])
-            span = abs(threshold - start)
-            if not span > 0.0:
-                span = 0.1 * max(1.0, abs(threshold))
-            low = min(start, threshold) - _MARGIN * span
-            high = max(start, threshold) + _MARGIN * span
-            width = high - low
-            if known_low is not None:  # one known side: the other as derived (if on its side)
-                low, high = known_low, high if high > known_low else known_low + width
-            elif known_high is not None:
-                low, high = low if low < known_high else known_high - width, known_high
-        return min(low, threshold, float(curve.min())), max(high, threshold, float(curve.max()))
-
-    def _record(self, study: "Study", trial: "FrozenTrial", record: dict[str, Any]) -> None:
+    def _record(self, study: Study, trial: FrozenTrial, record: dict[str, Any]) -> None:
         if trial.state == TrialState.RUNNING:  # a finished trial cannot take attributes
             study._storage.set_trial_user_attr(trial._trial_id, ATTR_KEY, record)
 
     # --- the model, loaded lazily ---------------------------------------------------------------
-    def _get_model(self) -> "LCPFN":
+    def _get_model(self) -> LCPFN:
         if self._given_model is not None:
             return self._given_model
         model = self._loaded_model
@@ -402,7 +379,7 @@ class LCPFNPruner(BasePruner):
                     from lcpfn.predictor import LCPFN
 
                     spec = self._model_spec
-                    self._loaded_model = LCPFN.from_pretrained() if spec is None else LCPFN.from_pretrained(spec)
+                    self._loaded_model = LCPFN.from_pretrained() if spec is None else LCPFN.from_pretrained(str(spec))
                 model = self._loaded_model
         return model
 
@@ -448,7 +425,7 @@ def _checks_below(previous: Any, step: int, p_improve: float, min_prob: float) -
     return before + 1
 
 
-def _best_final(completed: list["FrozenTrial"], max_resource: int, maximize: bool) -> float | None:
+def _best_final(completed: list[FrozenTrial], max_resource: int, maximize: bool) -> float | None:
     """The best finite final value among COMPLETE trials, or ``None`` if there is none."""
     finals = []
     for t in completed:

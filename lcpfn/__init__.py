@@ -1,17 +1,21 @@
 """lcpfn: Bayesian learning-curve extrapolation with Prior-data Fitted Networks."""
 
 from lcpfn.errors import CheckpointError, InputError, LCPFNError, UnknownModelError
-from lcpfn.forecast import Forecast
 
 __version__ = "0.2.0.dev0"
 
-__all__ = ["LCPFN", "Forecast", "LCPFNError", "InputError", "CheckpointError", "UnknownModelError", "__version__"]
+__all__ = ["LCPFN", "Forecast", "Predictor", "LCPFNError", "InputError", "CheckpointError", "UnknownModelError",
+           "__version__"]
 
 
 def __getattr__(name: str):
-    # LCPFN pulls in torch; keep `import lcpfn` light for the CLI's --help and the errors.
+    # LCPFN pulls in torch and Forecast numpy; keep `import lcpfn` light for `lcpfn --help`.
     if name == "LCPFN":
         from lcpfn.predictor import LCPFN
 
         return LCPFN
+    if name in ("Forecast", "Predictor"):
+        import lcpfn.forecast
+
+        return getattr(lcpfn.forecast, name)
     raise AttributeError(f"module 'lcpfn' has no attribute {name!r}")

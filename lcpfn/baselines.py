@@ -1,7 +1,7 @@
 """Naive forecasters with the same ``predict`` signature and :class:`~lcpfn.forecast.Forecast` type
 as ``LCPFN.predict``: yardsticks a learned extrapolator has to beat.
 
-Both work in the unit-interval space of :func:`lcpfn.validation.unit_transform` (validation and
+Both work in the unit-interval space of :func:`lcpfn.normalization.unit_transform` (validation and
 normalisation exactly as the PFN's) and predict an independent Gaussian at each future epoch:
 
 * :class:`LastValuePredictor`: the last observed value persists.
@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from lcpfn.errors import InputError, require
-from lcpfn.forecast import Forecast, ValueTransform
-from lcpfn.validation import BoundsArg, prepare_unit_curves
+from lcpfn.forecast import Forecast, Predictor
+from lcpfn.validation import CurveBatch
 
 __all__ = ["GaussianForecast", "LastValuePredictor", "Pow3FitPredictor"]
 
@@ -37,23 +37,12 @@ class GaussianForecast(Forecast):
     Args:
         mean: ``(n, H)`` model-space means.
         std: ``(n, H)`` model-space standard deviations, all > 0.
-        The remaining keyword arguments are those of :class:`~lcpfn.forecast.Forecast`.
+        forecast_args: the keyword arguments of :class:`~lcpfn.forecast.Forecast` (``epochs``,
+            ``observed``, ``transform``, ``direction``, ``squeeze``, ...).
     """
 
-    def __init__(
-        self,
-        *,
-        mean: np.ndarray,
-        std: np.ndarray,
-        epochs: np.ndarray,
-        observed: np.ndarray,
-        transform: ValueTransform,
-        direction: str,
-        squeeze: bool,
-    ) -> None:
-        super().__init__(
-            epochs=epochs, observed=observed, transform=transform, direction=direction, squeeze=squeeze
-        )
+    def __init__(self, *, mean: np.ndarray, std: np.ndarray, **forecast_args: Any) -> None:
+        super().__init__(**forecast_args)
         want = (self.n_curves, len(self.epochs))
         self.loc = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(std, dtype=np.float64)
@@ -109,7 +98,7 @@ def noise_std(z: np.ndarray, *, min_std: float) -> np.ndarray:
     return np.maximum(_MAD_TO_STD * mad / math.sqrt(2.0), min_std)
 
 
-class _GaussianPredictor:
+class _GaussianPredictor(Predictor):
     """Validation, normalisation and packaging shared by the Gaussian baselines."""
 
     native_length: int = 100
@@ -120,29 +109,12 @@ class _GaussianPredictor:
             raise InputError(f"min_std must be a positive number, but got {min_std!r}")
         self.min_std = float(min_std)
 
-    def predict(
-        self,
-        curves,
-        *,
-        max_epochs: int,
-        direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: BoundsArg = None,
-    ) -> GaussianForecast:
-        """Forecast epochs ``T+1 .. max_epochs`` of ``curves`` (1-D ``(T,)`` or 2-D ``(n, T)``)."""
-        arr, squeeze, direction, transform = prepare_unit_curves(
-            curves, max_epochs=max_epochs, direction=direction, bounds=bounds
-        )
-        z = transform.to_model(arr)
-        epochs = np.arange(arr.shape[1] + 1, int(max_epochs) + 1)
-        mean, std = self._fit(z, epochs)
+    def _forecast(self, batch: CurveBatch) -> GaussianForecast:
+        epochs = np.arange(batch.y.shape[1] + 1, batch.max_epochs + 1)
+        mean, std = self._fit(batch.z, epochs)
         return GaussianForecast(
-            mean=mean,
-            std=std,
-            epochs=epochs,
-            observed=arr,
-            transform=transform,
-            direction=direction,
-            squeeze=squeeze,
+            mean=mean, std=std, epochs=epochs, observed=batch.y, transform=batch.transform,
+            direction=batch.direction, squeeze=batch.squeeze, bounds=batch.bounds,
         )
 
     def _fit(self, z: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

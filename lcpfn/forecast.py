@@ -12,49 +12,27 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 
 from lcpfn.errors import InputError
-
-
-@dataclass(frozen=True)
-class ValueTransform:
-    """Per-curve affine map ``z = scale * y + shift`` from the caller's units into model space.
-
-    ``scale`` and ``shift`` have shape ``(n,)``; ``scale`` is never zero.
-    """
-
-    scale: np.ndarray
-    shift: np.ndarray
-
-    @classmethod
-    def identity(cls, n: int) -> "ValueTransform":
-        return cls(np.ones(n), np.zeros(n))
-
-    def to_model(self, y: np.ndarray) -> np.ndarray:
-        """``y`` of shape ``(n, ...)`` in caller units -> model space."""
-        extra = (1,) * (y.ndim - 1)
-        return self.scale.reshape(-1, *extra) * y + self.shift.reshape(-1, *extra)
-
-    def to_caller(self, z: np.ndarray) -> np.ndarray:
-        """``z`` of shape ``(n, ...)`` in model space -> caller units."""
-        extra = (1,) * (z.ndim - 1)
-        return (z - self.shift.reshape(-1, *extra)) / self.scale.reshape(-1, *extra)
-
-    @property
-    def log_abs_scale(self) -> np.ndarray:
-        return np.log(np.abs(self.scale))
+from lcpfn.normalization import Bounds, BoundsArg, Direction, ValueTransform
+from lcpfn.validation import CurveBatch, prepare_curves
 
 
 class Forecast(ABC):
     """Posterior predictive marginals of epochs ``epochs[0] .. epochs[-1]`` for ``n`` curves.
 
     Attributes:
-        epochs: ``(H,)`` int array, the forecast epochs ``T+1 .. max_epochs``.
-        observed: ``(n, T)`` the observed values, in caller units.
+        epochs: ``(H,)`` int array, the forecast epochs ``T+1 .. max_epochs`` (``T`` the shortest
+            curve's length).
+        observed: ``(n, T_max)`` the observed values, in caller units, NaN after a curve's end.
+        lengths: ``(n,)`` the number of observed epochs of each curve. Where curves differ in
+            length, every ``(n, H)`` result is NaN at the epochs a curve has already observed.
         direction: ``"maximize"`` or ``"minimize"``.
+        bounds: the ``(low, high)`` the values were normalised with; ``None`` for a side that
+            was inferred from each curve's prefix (see :mod:`lcpfn.normalization`).
     """
 
     def __init__(
@@ -65,12 +43,19 @@ class Forecast(ABC):
         transform: ValueTransform,
         direction: str,
         squeeze: bool,
+        lengths: np.ndarray | None = None,
+        bounds: Bounds | None = None,
     ) -> None:
         self.epochs = np.asarray(epochs, dtype=np.int64)
         self.observed = np.asarray(observed, dtype=np.float64)
         self.transform = transform
         self.direction = direction
+        self.bounds = bounds
+        n, t = self.observed.shape
+        self.lengths = np.full(n, t, dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
         self._squeeze = squeeze
+        # (n, H) True where epoch <= the curve's own length: nothing to forecast there
+        self._seen = self.epochs[None, :] <= self.lengths[:, None]
 
     # --- what a subclass implements, in model space -------------------------------------------
     @abstractmethod
@@ -108,7 +93,7 @@ class Forecast(ABC):
         else:  # a decreasing map turns the q-quantile into the (1 - q)-quantile
             down = self.transform.to_caller(self._z_quantile(1.0 - q))
             out = np.where(self.transform.scale[:, None] > 0, up, down)
-        return self._out(out)
+        return self._out(self._hide_seen(out))
 
     def median(self) -> np.ndarray:
         """The predictive median of every future epoch, shape as :meth:`quantile`."""
@@ -121,7 +106,7 @@ class Forecast(ABC):
 
     def mean(self) -> np.ndarray:
         """The predictive mean of every future epoch, shape as :meth:`quantile`."""
-        return self._out(self.transform.to_caller(self._z_mean()))
+        return self._out(self._hide_seen(self.transform.to_caller(self._z_mean())))
 
     def log_prob(self, values) -> np.ndarray:
         """Log density of ``values`` (one per future epoch) in the caller's units.
@@ -130,14 +115,14 @@ class Forecast(ABC):
         """
         y = self._check_values(values, "values")
         z = self.transform.to_model(y)
-        return self._out(self._z_log_prob(z, None) + self.transform.log_abs_scale[:, None])
+        return self._out(self._hide_seen(self._z_log_prob(z, None) + self.transform.log_abs_scale[:, None]))
 
     def cdf(self, values) -> np.ndarray:
         """``P(Y_t <= values_t)`` for every future epoch, shapes as :meth:`log_prob`."""
         y = self._check_values(values, "values")
         p = self._z_cdf(self.transform.to_model(y), None)
         p = np.where(self.transform.scale[:, None] > 0, p, 1.0 - p)
-        return self._out(np.clip(p, 0.0, 1.0))
+        return self._out(self._hide_seen(np.clip(p, 0.0, 1.0)))
 
     def log_prob_at(self, grid, *, epoch: int | None = None) -> np.ndarray:
         """Log density at one epoch (default: the last) over a grid of values.
@@ -147,7 +132,8 @@ class Forecast(ABC):
         h = self._epoch_index(epoch)
         g = _finite_1d(grid, "grid")
         z = self.transform.to_model(np.broadcast_to(g, (self.n_curves, g.size)).copy())
-        return self._out(self._z_log_prob(z, h) + self.transform.log_abs_scale[:, None])
+        out = self._z_log_prob(z, h) + self.transform.log_abs_scale[:, None]
+        return self._out(np.where(self._seen[:, h : h + 1], np.nan, out))
 
     def prob_above(self, threshold, *, epoch: int | None = None):
         """``P(Y > threshold)`` at ``epoch`` (default: the last forecast epoch).
@@ -185,7 +171,7 @@ class Forecast(ABC):
         p = self._z_cdf(z, h)[:, 0]
         # P(Y <= thr): for a decreasing map this is P(Z >= z(thr))
         p = np.where(self.transform.scale > 0, p, 1.0 - p)
-        return np.clip(p, 0.0, 1.0)
+        return np.where(self._seen[:, h], np.nan, np.clip(p, 0.0, 1.0))
 
     def _epoch_index(self, epoch: int | None) -> int:
         if epoch is None:
@@ -204,9 +190,14 @@ class Forecast(ABC):
         want = (len(self.epochs),) if self._squeeze else (self.n_curves, len(self.epochs))
         if y.shape != want:
             raise InputError(f"{name} must have shape {want} (curves x future epochs), but has {y.shape}")
-        if not np.all(np.isfinite(y)):
-            raise InputError(f"{name} must be finite, but contains {_first_bad(y)}")
-        return y.reshape(self.n_curves, len(self.epochs))
+        y = y.reshape(self.n_curves, len(self.epochs))
+        if not np.all(np.isfinite(y) | self._seen):  # epochs a curve has observed are ignored
+            raise InputError(f"{name} must be finite, but contains {_first_bad(np.where(self._seen, 0.0, y))}")
+        return np.where(self._seen, np.nan, y)
+
+    def _hide_seen(self, a: np.ndarray) -> np.ndarray:
+        """NaN at the ``(n, H)`` entries of epochs a curve has already observed."""
+        return np.where(self._seen, np.nan, a) if self._seen.any() else a
 
     def _out(self, a: np.ndarray) -> np.ndarray:
         return a[0] if self._squeeze else a
@@ -216,8 +207,8 @@ class Forecast(ABC):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(n_curves={self.n_curves}, observed_epochs={self.observed.shape[1]}, "
-            f"epochs={self.epochs[0]}..{self.epochs[-1]}, direction={self.direction!r})"
+            f"{type(self).__name__}(n_curves={self.n_curves}, observed_epochs={_span(self.lengths)}, "
+            f"epochs={self.epochs[0]}..{self.epochs[-1]}, direction={self.direction!r}, bounds={self.bounds!r})"
         )
 
 
@@ -243,3 +234,98 @@ def _finite_1d(a, name: str) -> np.ndarray:
 def _first_bad(a: np.ndarray) -> str:
     idx = np.argwhere(~np.isfinite(a))[0]
     return f"{float(a[tuple(idx)])!r} at index {tuple(int(i) for i in idx)}"
+
+
+def _span(lengths: np.ndarray) -> str:
+    lo, hi = int(lengths.min()), int(lengths.max())
+    return str(lo) if lo == hi else f"{lo}..{hi}"
+
+
+class ConcatForecast(Forecast):
+    """One forecast of curves of different lengths, made of one forecast per length.
+
+    Part ``k`` forecasts the curves ``rows[k]`` over epochs ``T_k+1 .. max_epochs``; this
+    forecast covers ``T_min+1 .. max_epochs`` and reads each curve from its part, offset by
+    ``T_k - T_min``. Entries of epochs a curve has observed are never read (the base class
+    masks them).
+    """
+
+    def __init__(self, parts: list[tuple[np.ndarray, Forecast]], batch: CurveBatch) -> None:
+        super().__init__(
+            epochs=np.arange(int(batch.lengths.min()) + 1, batch.max_epochs + 1), observed=batch.y,
+            transform=batch.transform, direction=batch.direction, squeeze=False, lengths=batch.lengths,
+            bounds=batch.bounds,
+        )
+        self.parts = [(rows, part, len(self.epochs) - len(part.epochs)) for rows, part in parts]
+
+    def _gather(self, per_part, width: int | None = None) -> np.ndarray:
+        """``(n, H)`` from each part's ``(n_k, H_k)`` (``width=None``), or ``(n, width)`` from
+        each part's ``(n_k, width)``; a part may return ``None`` (left NaN)."""
+        out = np.full((self.n_curves, len(self.epochs) if width is None else width), np.nan)
+        for rows, part, offset in self.parts:
+            got = per_part(rows, part, offset)
+            if got is not None:
+                out[rows, offset if width is None else 0 :] = got
+        return out
+
+    def _z_quantile(self, p: float) -> np.ndarray:
+        return self._gather(lambda rows, part, off: part._z_quantile(p))
+
+    def _z_mean(self) -> np.ndarray:
+        return self._gather(lambda rows, part, off: part._z_mean())
+
+    def _z_cdf(self, z: np.ndarray, h: int | None) -> np.ndarray:
+        return self._per_epoch(lambda part, zz, hh: part._z_cdf(zz, hh), z, h)
+
+    def _z_log_prob(self, z: np.ndarray, h: int | None) -> np.ndarray:
+        return self._per_epoch(lambda part, zz, hh: part._z_log_prob(zz, hh), z, h)
+
+    def _per_epoch(self, fn, z: np.ndarray, h: int | None) -> np.ndarray:
+        if h is None:  # z (n, H): each part reads its own epochs (NaN where a curve observed them)
+            return self._gather(lambda rows, part, off: fn(part, np.nan_to_num(z[rows, off:]), None))
+        # z (n, G) at epoch index h; a part whose curves observed that epoch is left NaN
+        return self._gather(lambda rows, part, off: fn(part, z[rows], h - off) if h >= off else None, z.shape[1])
+
+
+class Predictor(ABC):
+    """A forecaster: ``predict(curves, max_epochs=...)`` -> :class:`Forecast`.
+
+    The PFN (:class:`lcpfn.LCPFN`), the MCMC baseline and the simple baselines all are one, and
+    share :meth:`predict`'s validation: the shape rule (:mod:`lcpfn.validation`) and the map into
+    model space (:mod:`lcpfn.normalization`). A subclass implements :meth:`_forecast` for curves
+    of one length; curves of different lengths are forecast one length at a time and joined.
+    """
+
+    name: str = "predictor"
+    native_length: int = 100
+    """The run length (epochs) the forecaster reads natively."""
+
+    def predict(
+        self, curves, *, max_epochs: int, direction: Direction = "maximize", bounds: BoundsArg = "auto"
+    ) -> Forecast:
+        """Forecast epochs ``T+1 .. max_epochs`` of curves observed for epochs ``1 .. T``.
+
+        ``curves``: one curve ``(T,)``, curves of one length ``(n, T)``, or curves of different
+        lengths (a list of 1-D arrays, NaN-padded rows, a DataFrame of runs as columns).
+        ``direction``: ``"minimize"`` for a loss or an error. ``bounds``: the metric's range
+        ``(low, high)``, ``None`` for an unknown side, ``"infer"``, or ``"auto"`` (``(0, 1)`` for
+        values in ``[0, 1]``, ``(0, None)`` for a non-negative minimised metric, else
+        ``"infer"``); the one used is ``forecast.bounds``. See :mod:`lcpfn.normalization`.
+        """
+        return self._predict(curves, max_epochs=max_epochs, direction=direction, bounds=bounds)
+
+    def _predict(
+        self, curves, *, max_epochs, direction, bounds, forecast: Callable[[CurveBatch], Forecast] | None = None
+    ) -> Forecast:
+        """:meth:`predict` with another per-length forecast than :meth:`_forecast` (a subclass's options)."""
+        batch = prepare_curves(curves, max_epochs=max_epochs, direction=direction, bounds=bounds)
+        fn = self._forecast if forecast is None else forecast
+        groups = batch.groups()
+        if len(groups) == 1:
+            return fn(batch)
+        return ConcatForecast([(rows, fn(batch.subset(rows))) for rows in groups], batch)
+
+    @abstractmethod
+    def _forecast(self, batch: CurveBatch) -> Forecast:
+        """The forecast of ``batch``'s curves, all of one length ``T`` (``batch.y`` is ``(n, T)``),
+        over epochs ``T+1 .. batch.max_epochs``."""

@@ -18,14 +18,14 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
 
 import numpy as np
 
 from lcpfn.errors import InputError
-
-Direction = Literal["maximize", "minimize"]
+from lcpfn.normalization import Direction
+from lcpfn.validation import MIN_OBSERVED
 
 MAX_BYTES = 5_000_000
 """Largest file (or paste) read, in bytes: a learning curve is a few kilobytes."""
@@ -33,8 +33,8 @@ MAX_CURVES = 50
 """Most curves in one file: more cannot be shown or ranked readably."""
 MAX_POINTS = 10_000
 """Most observed epochs per curve."""
-MIN_POINTS = 2
-"""Fewest observed epochs a curve needs before it is forecast."""
+MIN_POINTS = MIN_OBSERVED
+"""Fewest observed epochs a curve needs before it is forecast (the same at every door)."""
 
 _EPOCH_NAMES = re.compile(
     r"^(epochs?|steps?|global_step|iters?|iterations?|t|x|time|index|idx|unnamed: ?0|)$"
@@ -153,25 +153,6 @@ def guess_direction(curve_set: CurveSet) -> tuple[Direction, str]:
     if votes < 0:
         return "minimize", "the values mostly decrease"
     return "maximize", "the values mostly increase" if votes > 0 else "the values are flat"
-
-
-def guess_bounds(curve_set: CurveSet, direction: Direction) -> tuple[float, float] | None:
-    """A value range ``(low, high)`` to scale the curves into the model's ``[0, 1]``, or ``None``.
-
-    ``None`` when every value already lies in ``[0, 1]``; ``(0, 100)`` for percentages of a
-    maximised metric; otherwise from ``0`` (or a margin below the smallest value, if negative)
-    to a margin above the largest value. A guess: the app lets the user change it.
-    """
-    y = curve_set.values()
-    lo, hi = float(y.min()), float(y.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return None
-    if direction == "maximize" and lo >= 0.0 and hi <= 100.0:
-        return 0.0, 100.0
-    span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    low = 0.0 if lo >= 0.0 else lo - 0.25 * span
-    high = hi + 0.25 * span
-    return _round_nice(low, floor=True), _round_nice(high, floor=False)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -360,19 +341,11 @@ def _finish(
         if len(c) < MIN_POINTS:
             raise InputError(
                 f"{source}: curve {name!r} has {len(c)} value{'s' if len(c) != 1 else ''}; at least {MIN_POINTS} "
-                "observed epochs are needed to forecast it"
+                f"observed epoch{'s are' if MIN_POINTS != 1 else ' is'} needed to forecast it"
             )
         if len(c) > MAX_POINTS:
             raise InputError(f"{source}: curve {name!r} has {len(c)} values; at most {MAX_POINTS} epochs are read")
     return CurveSet(names=names, curves=tuple(curves), notes=notes)
-
-
-def _round_nice(x: float, *, floor: bool) -> float:
-    """Round to two significant digits, away from the data (down for ``low``, up for ``high``)."""
-    if x == 0.0:
-        return 0.0
-    scale = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
-    return (math.floor(x / scale) if floor else math.ceil(x / scale)) * scale
 
 
 def read_curves_file(path, *, source: str | None = None) -> CurveSet:

@@ -13,9 +13,12 @@ import torch
 from lcpfn.bar_distribution import BarDistribution
 from lcpfn.checkpoint import load_model
 from lcpfn.errors import InputError, UnknownModelError
-from lcpfn.forecast import Forecast
+from lcpfn.forecast import Forecast, Predictor
 from lcpfn.model import PFN
-from lcpfn.validation import BoundsArg, prepare_unit_curves
+from lcpfn.normalization import BoundsArg, Direction
+from lcpfn.validation import CurveBatch
+
+Reading = Literal["prefix", "stretch"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class BarForecast(Forecast):
 
     def _probs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Bin probabilities and their cumsum ``(n, H, K)``, computed once per forecast."""
-        if self._p is None:
+        if self._p is None or self._cum is None:
             self._p = self.bar.probs(self.logits)
             self._cum = torch.cumsum(self._p, dim=-1)
         return self._p, self._cum
@@ -85,7 +88,7 @@ class BarForecast(Forecast):
         return self.bar.mean_probs(self._probs()[0]).numpy()
 
 
-class LCPFN:
+class LCPFN(Predictor):
     """A trained LC-PFN: forecasts the rest of learning curves from their first epochs.
 
     Build one with :meth:`from_pretrained`. ``predict`` runs many curves in one vectorised
@@ -101,9 +104,13 @@ class LCPFN:
         self.config = config
         self.name = name
         self.normalization = config.get("normalization", "unit")
+        # the run length (epochs) the model was trained on: its training budget if it had one
+        # (``lcpfn train --budget``), else its ``seq_len``
+        budget = config.get("budget")
+        self.native_length = int(budget) if budget is not None else int(model.config.seq_len)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> "LCPFN":
+    def from_pretrained(cls, name_or_path: str | Path = "default", *, device: str | torch.device = "cpu") -> LCPFN:
         """Load a shipped model by name (``"default"``, ``"reference"``) or a checkpoint directory.
 
         Offline: shipped weights are package data. Raises :class:`~lcpfn.errors.UnknownModelError`
@@ -117,38 +124,41 @@ class LCPFN:
         model, bar, config = load_model(path, device=dev)
         return cls(model, bar, config, name=name, device=dev)
 
-    @property
-    def native_length(self) -> int:
-        """The run length (epochs) the model was trained on: its training budget if it had one
-        (``lcpfn train --budget``), else its ``seq_len``."""
-        budget = self.config.get("budget")
-        return int(budget) if budget is not None else int(self.model.config.seq_len)
-
     def __repr__(self) -> str:
         c = self.model.config
-        return f"LCPFN(name={self.name!r}, native_length={self.native_length}, layers={c.n_layers}, d_model={c.d_model})"
+        return (
+            f"LCPFN(name={self.name!r}, native_length={self.native_length}, layers={c.n_layers}, "
+            f"d_model={c.d_model})"
+        )
 
-    @torch.no_grad()
     def predict(
         self,
         curves,
         *,
         max_epochs: int,
-        direction: Literal["maximize", "minimize"] = "maximize",
-        bounds: BoundsArg = None,
+        direction: Direction = "maximize",
+        bounds: BoundsArg = "auto",
         batch_size: int = 512,
+        reading: Reading = "prefix",
     ) -> Forecast:
         """Forecast epochs ``T+1 .. max_epochs`` of curves observed for epochs ``1 .. T``.
 
         Args:
-            curves: ``(T,)`` one curve or ``(n, T)`` curves, all observed at epochs ``1..T``.
+            curves: one curve ``(T,)``; curves of one length ``(n, T)``; or curves of different
+                lengths: a list of 1-D arrays, a 2-D array padded with NaN after each curve's
+                end, or a pandas DataFrame with one run per column. Each curve needs at least
+                one value, all finite, and fewer than ``max_epochs``. Curves of different
+                lengths come back as one forecast over epochs ``min(T)+1 .. max_epochs``, NaN
+                where a curve has already observed the epoch (``forecast.lengths``).
             max_epochs: the last epoch to forecast (the run's total length).
-            direction: ``"minimize"`` for losses/errors; the model sees ``1 - y`` (or the flipped
-                bounds), quantiles and densities come back in the caller's units.
-            bounds: how values map into the model's space (higher is better, mostly ``[0, 1]``):
+            direction: ``"minimize"`` for losses/errors; the model sees the values flipped,
+                quantiles and densities come back in the caller's units.
+            bounds: how values map into the model's space (higher is better, mostly ``[0, 1]``);
+                the one used is reported as ``forecast.bounds``:
 
-                * ``None``: values are used as they are (``1 - y`` for ``"minimize"``) and must
-                  lie in about ``[0, 1]``.
+                * ``"auto"`` (default): ``(0, 1)`` if every value lies in ``[0, 1]``; else
+                  ``(0, None)`` for a minimised metric that is never negative (a loss); else
+                  ``"infer"``.
                 * ``(low, high)``: the metric's known range, mapped onto ``[0, 1]`` (flipped for
                   ``"minimize"``).
                 * ``(low, None)`` or ``(None, high)``: one side known, e.g. ``(0, None)`` for a
@@ -158,14 +168,22 @@ class LCPFN:
                   prefix's best value to 0.8. Observed values beyond a known bound raise.
                 * ``"infer"`` or ``(None, None)``: nothing known; the prefix's worst value maps to
                   0.3 and its best to 0.5, leaving room for 2.5 more prefix spans of improvement.
+                * ``None``: values are used as they are (``1 - y`` for ``"minimize"``) and must
+                  lie in about ``[0, 1]``.
 
                 The partial and inferred maps are affine per curve and computed from that curve's
                 observed values only; constant or one-point prefixes get a span of at least
                 ``0.1 max|y|`` (1 for all zeros). Exact formulas:
-                :func:`lcpfn.validation.infer_transform`; measurements: ``docs/normalization.md``.
-                Quantiles and densities always come back in the caller's units (densities
-                include the map's Jacobian ``|scale|``).
+                :func:`lcpfn.normalization.infer_transform`; measurements:
+                ``docs/normalization.md``. Quantiles and densities always come back in the
+                caller's units (densities include the map's Jacobian ``|scale|``).
             batch_size: curves per forward pass (memory, not results).
+            reading: how a run shorter than the model's native length ``L`` is read.
+                ``"prefix"`` (default): epoch ``t`` is model epoch ``t``, the run is the start
+                of an ``L``-epoch curve. ``"stretch"``: epoch ``t`` is model epoch
+                ``t * L / max_epochs``, so the run's last epoch is the prior's last, where its
+                budget-tied components (a late rise) end. Runs of ``L`` epochs or more are read
+                the same either way.
 
         Horizons longer than the model's native length ``L`` are handled by subsampling: epoch
         ``t`` is shown to the model as ``t * L / max_epochs`` and about ``L * T / max_epochs``
@@ -177,16 +195,30 @@ class LCPFN:
             raise InputError(
                 f"this lcpfn does not know the model's normalization {self.normalization!r}; upgrade lcpfn"
             )
-        y, squeeze, direction, transform = prepare_unit_curves(
-            curves, max_epochs=max_epochs, direction=direction, bounds=bounds
-        )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, but got {batch_size!r}")
-        z = transform.to_model(y)
+        if reading not in ("prefix", "stretch"):
+            raise InputError(f"reading must be 'prefix' or 'stretch', but got {reading!r}")
+        return self._predict(
+            curves, max_epochs=max_epochs, direction=direction, bounds=bounds,
+            forecast=lambda batch: self._run(batch, batch_size=batch_size, reading=reading),
+        )
+
+    def _forecast(self, batch: CurveBatch) -> Forecast:
+        return self._run(batch, batch_size=512, reading="prefix")
+
+    @torch.no_grad()
+    def _run(self, batch: CurveBatch, *, batch_size: int, reading: Reading) -> BarForecast:
+        z = batch.z
         n, t_obs = z.shape
+        max_epochs = batch.max_epochs
         L = self.native_length
-        scale = min(1.0, L / max_epochs)  # model epochs per real epoch
-        ctx_idx = _context_indices(t_obs, scale, L)
+        if reading == "stretch" and max_epochs < L:
+            scale = L / max_epochs  # the run's last epoch is the model's last
+            ctx_idx = np.arange(t_obs)
+        else:
+            scale = min(1.0, L / max_epochs)  # model epochs per real epoch
+            ctx_idx = _context_indices(t_obs, scale, L)
         ctx_t = torch.as_tensor((ctx_idx + 1) * scale, dtype=torch.float32)
         qry_t = torch.arange(t_obs + 1, max_epochs + 1, dtype=torch.float32) * scale
         ctx_y = torch.as_tensor(z[:, ctx_idx], dtype=torch.float32)
@@ -196,15 +228,15 @@ class LCPFN:
             b = yb.shape[0]
             logits = self.model(ctx_t.to(self.device).expand(b, -1), yb, qry_t.to(self.device).expand(b, -1))
             chunks.append(logits.float().cpu())
-        logits = torch.cat(chunks)  # (n, H, K)
         return BarForecast(
-            logits=logits,
+            logits=torch.cat(chunks),  # (n, H, K)
             bar=self._bar_cpu,
             epochs=np.arange(t_obs + 1, max_epochs + 1),
-            observed=y,
-            transform=transform,
-            direction=direction,
-            squeeze=squeeze,
+            observed=batch.y,
+            transform=batch.transform,
+            direction=batch.direction,
+            squeeze=batch.squeeze,
+            bounds=batch.bounds,
         )
 
 

@@ -123,8 +123,13 @@ def test__log_prob_at__grid_at_an_epoch(model):
         ([0.1, 0.2], {"direction": "up"}, "direction"),
         ([0.1, 0.2], {"bounds": (1, 0)}, "low < high"),
         ([0.1, 0.2], {"bounds": (0,)}, "pair"),
-        ([85.0, 86.0], {}, "85.0 .* bounds"),
-        ([0.5, -1.2], {}, "-1.2 .* bounds"),
+        ([85.0, 86.0], {"bounds": None}, "85.0 .* bounds"),
+        ([0.5, -1.2], {"bounds": None}, "-1.2 .* bounds"),
+        ([0.5, -1.2], {"bounds": (0, None)}, "-1.2 .* outside bounds"),
+        ([0.5, 0.6], {"reading": "sideways"}, "reading"),
+        ([[0.5, float("nan"), 0.6]], {}, "nan at curve 0, epoch 2, before the curve's last value"),
+        ([[0.5, 0.6], []], {}, "curve 1 has 0 observed values"),
+        ([np.full(5, 0.5), np.full(100, 0.5)], {}, "observed epochs of curve 1 \\(100\\) must be smaller"),
         ([0.1, 0.2], {"batch_size": 0}, "batch_size"),
     ],
 )
@@ -171,6 +176,68 @@ def test__predict__on_cuda_matches_cpu(tiny_model_dir):
 
 def test__predict__noisy_values_slightly_outside_unit_interval_are_accepted(model, caplog):
     # the prior's noise carries observed values past [0, 1]; they must still be forecast
-    fc = model.predict([0.95, 1.02, 1.3], max_epochs=10)
+    fc = model.predict([0.95, 1.02, 1.3], max_epochs=10, bounds=None)
     assert np.all(np.isfinite(fc.median()))
     assert "outside [0, 1]" in caplog.text
+    assert fc.bounds == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "curve, direction, want",
+    [
+        ([0.2, 0.5, 0.9], "maximize", (0.0, 1.0)),  # an accuracy: the model's own scale
+        ([0.9, 0.5, 0.2], "minimize", (0.0, 1.0)),  # an error rate in [0, 1]: 1 - y, as before
+        ([2.3, 1.5, 1.2], "minimize", (0.0, None)),  # a loss
+        ([40.0, 30.0, 25.0], "minimize", (0.0, None)),  # an error in %
+        ([20.0, 50.0, 90.0], "maximize", (None, None)),  # anything else: inferred
+        ([-5.0, -3.0, -1.0], "minimize", (None, None)),
+    ],
+)
+def test__predict__default_bounds_follow_direction_and_values(model, curve, direction, want):
+    fc = model.predict(curve, max_epochs=20, direction=direction)
+    assert fc.bounds == want
+    explicit = model.predict(curve, max_epochs=20, direction=direction, bounds=want)
+    np.testing.assert_array_equal(fc.median(), explicit.median())
+
+
+def test__predict__raw_loss_forecasts_without_bounds(model):
+    loss = np.array([2.3, 1.9, 1.6, 1.4, 1.3, 1.25])
+    fc = model.predict(loss, max_epochs=30, direction="minimize")
+    assert fc.bounds == (0.0, None)
+    assert np.all(np.isfinite(fc.quantile(0.05))) and np.all(np.isfinite(fc.quantile(0.95)))
+
+
+def test__predict__mixed_lengths_are_one_call_and_match_one_call_per_curve(model):
+    curves = [CURVE, CURVE[:4] * 0.9, CURVE[:1]]
+    fc = model.predict(curves, max_epochs=30)
+    assert fc.epochs[0] == 2 and fc.epochs[-1] == 30
+    np.testing.assert_array_equal(fc.lengths, [len(CURVE), 4, 1])
+    padded = np.full((3, len(CURVE)), np.nan)
+    for i, c in enumerate(curves):
+        padded[i, : len(c)] = c
+    same = model.predict(padded, max_epochs=30)  # NaN-padded rows are the same call
+    for i, c in enumerate(curves):
+        one = model.predict(c, max_epochs=30)
+        t = len(c)
+        assert np.all(np.isnan(fc.median()[i, : t - 1]))  # epochs the curve has observed
+        np.testing.assert_allclose(fc.median()[i, t - 1 :], one.median(), rtol=1e-6)
+        np.testing.assert_allclose(same.quantile(0.9)[i, t - 1 :], one.quantile(0.9), rtol=1e-6)
+        np.testing.assert_allclose(fc.mean()[i, t - 1 :], one.mean(), rtol=1e-6)
+        assert fc.prob_above(0.7)[i] == pytest.approx(one.prob_above(0.7), rel=1e-6)
+        np.testing.assert_allclose(fc.log_prob_at([0.5, 0.7])[i], one.log_prob_at([0.5, 0.7]), rtol=1e-6)
+    values = np.where(np.isnan(fc.median()), 0.0, fc.median())
+    lp = fc.log_prob(values)
+    assert np.all(np.isnan(lp[1, :3])) and np.all(np.isfinite(lp[1, 3:]))
+    at = fc.prob_above(0.7, epoch=3)  # curve 0 observed epoch 3: no probability for it
+    assert np.isnan(at[0]) and np.isfinite(at[2])
+
+
+def test__predict__dataframe_is_runs_as_columns(model):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": CURVE[:5], "b": list(CURVE[:3]) + [np.nan, np.nan]})
+    fc = model.predict(df, max_epochs=20)
+    np.testing.assert_array_equal(fc.lengths, [5, 3])
+    np.testing.assert_allclose(fc.median()[1], model.predict(CURVE[:3], max_epochs=20).median(), rtol=1e-6)
+    one = model.predict(pd.Series(CURVE[:5]), max_epochs=20)
+    assert one.median().shape == (15,)
+

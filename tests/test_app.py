@@ -1,11 +1,10 @@
-"""The Streamlit app: CSV/paste parsing (pure functions) and the app itself, driven by AppTest."""
+"""The Streamlit app, driven by AppTest (CSV/paste parsing is tested in test_io.py)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
-import re
 import sys
 import types
 from pathlib import Path
@@ -22,8 +21,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import lcpfn.app  # noqa: E402
 from lcpfn import io as curve_io  # noqa: E402
-from lcpfn.io import CurveSet, guess_bounds, guess_direction, parse_values, read_csv  # noqa: E402
-from lcpfn.errors import InputError  # noqa: E402
+from lcpfn.io import read_csv  # noqa: E402
 
 APP = str(Path(lcpfn.app.__file__).parent / "streamlit_app.py")
 TIMEOUT = 60  # seconds per AppTest run; the first one loads the model
@@ -41,190 +39,6 @@ WIDE_CSV = (
         for e in range(1, 16)
     )
 )
-
-
-# --- curve_io: the three layouts ------------------------------------------------------------------
-def test__read_csv__epoch_value_with_header():
-    cs = read_csv(b"epoch,acc\n1,0.5\n2,0.6\n3,0.65\n")
-    assert cs.names == ("acc",)
-    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.6, 0.65])
-
-
-def test__read_csv__epoch_value_without_header_and_with_spaces():
-    cs = read_csv(b"  1 , 0.5 \n2,0.6\n\n3,  0.65\n")
-    assert cs.names == ("curve",)
-    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.6, 0.65])
-
-
-def test__read_csv__unsorted_epochs_are_sorted():
-    cs = read_csv(b"epoch,acc\n2,0.6\n1,0.5\n3,0.65\n")
-    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.6, 0.65])
-
-
-@pytest.mark.parametrize(
-    "data",
-    [b"0.5\n0.6\n0.7\n", b"acc\n0.5\n0.6\n0.7\n", b"0.5\r\n0.6\r\n0.7\r\n", "\ufeffacc\n0.5\n0.6\n0.7".encode()],
-    ids=["no-header", "header", "crlf", "bom"],
-)
-def test__read_csv__single_column(data):
-    cs = read_csv(data)
-    assert cs.n_curves == 1
-    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.6, 0.7])
-
-
-def test__read_csv__single_row_is_one_curve():
-    cs = read_csv(b"0.5, 0.6, 0.7\n")
-    assert cs.n_curves == 1
-    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.6, 0.7])
-
-
-@pytest.mark.parametrize("sep", [",", ";", "\t", "  "], ids=["comma", "semicolon", "tab", "spaces"])
-def test__read_csv__wide_file_any_separator(sep):
-    rows = [["a", "b", "c"], ["0.1", "0.2", "0.3"], ["0.2", "0.3", "0.4"], ["0.3", "0.4", "0.5"]]
-    cs = read_csv("\n".join(sep.join(r) for r in rows))
-    assert cs.names == ("a", "b", "c")
-    np.testing.assert_array_equal(np.stack(cs.curves), [[0.1, 0.2, 0.3], [0.2, 0.3, 0.4], [0.3, 0.4, 0.5]])
-
-
-def test__read_csv__wide_file_with_epoch_column_and_ragged_curves():
-    cs = read_csv(WIDE_CSV)
-    assert cs.names == ("a", "b", "c")
-    assert cs.lengths == (15, 15, 10)
-
-
-def test__read_csv__wide_file_without_header_gets_numbered_names():
-    cs = read_csv(b"0.1 0.2\n0.2 0.3\n0.3 0.35\n")
-    assert cs.names == ("curve 1", "curve 2")
-
-
-def test__read_csv__epochs_from_zero_are_shifted_with_a_note():
-    cs = read_csv(b"epoch,acc\n0,0.5\n1,0.6\n2,0.7\n")
-    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.6, 0.7])
-    assert "start at 0" in cs.notes[0]
-
-
-def test__read_csv__evenly_spaced_steps_are_read_as_evaluations():
-    cs = read_csv(b"step,loss\n100,2.0\n200,1.5\n300,1.2\n")
-    np.testing.assert_array_equal(cs.curves[0], [2.0, 1.5, 1.2])
-    assert "steps of 100" in cs.notes[0]
-
-
-def test__read_csv__trailing_separator_is_ignored():
-    cs = read_csv(b"1,0.5,\n2,0.6,\n")
-    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.6])
-
-
-def test__read_csv__duplicate_header_names_are_made_unique():
-    assert read_csv(b"acc,acc\n0.1,0.2\n0.2,0.3\n").names == ("acc", "acc (2)")
-
-
-# --- curve_io: every error names the problem --------------------------------------------------------
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        (b"", "is empty"),
-        (b"  \n \n", "is empty"),
-        (b"# only a comment\n", "is empty"),
-        (b"a,b\n", "header row but no values"),
-        (b"acc\n0.5\nabc\n0.7\n", "line 3, column 'acc' is 'abc', which is not a number"),
-        (b"acc\n0.5\nnan\n0.7\n", "line 3, column 'acc' is 'nan'; every value must be a finite number"),
-        (b"acc\n0.5\ninf\n0.7\n", "is 'inf'; every value must be a finite number"),
-        (b"acc\n0.5\nNA\n0.7\n", "is 'NA'; every value must be a finite number"),
-        (b"acc\n0.5\n", "curve 'acc' has 1 value; at least 2"),
-        (b"epoch,acc\n1,0.5\n2,0.6\n4,0.7\n", "epoch 3 is missing"),
-        (b"epoch,acc\n1,0.5\n1,0.6\n2,0.7\n", "epoch 1 appears more than once"),
-        (b"epoch,acc\n5,0.5\n6,0.6\n", "start at 5"),
-        (b"epoch,acc\n1.5,0.5\n2,0.6\n", "whole numbers"),
-        (b"epoch,acc\n1,0.5\n,0.6\n", "every row needs its epoch"),
-        (b"epoch\n1\n2\n", "no values"),
-        (b"a,b\n1,2\n,3\n4,5\n", "line 3, column 'a' is empty but later lines have values"),
-        (b"a,b\n1,2\n3,4,5\n", "line 3 has 3 cells but the header has only 2"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a text file"),
-    ],
-    ids=lambda v: v if isinstance(v, str) else None,
-)
-def test__read_csv__bad_input_raises_input_error_naming_it(data, message):
-    with pytest.raises(InputError, match=re.escape(message)):
-        read_csv(data, source="run.csv")
-
-
-def test__read_csv__error_names_the_source():
-    with pytest.raises(InputError, match="^'run.csv': line 2"):
-        read_csv(b"acc\nx\n0.5\n", source="'run.csv'")
-
-
-def test__read_csv__errors_give_the_line_of_the_file_counting_blank_and_comment_lines():
-    with pytest.raises(InputError, match="line 5, column 'acc' is 'x'"):
-        read_csv(b"# run 7\nacc\n0.5\n\nx\n")
-
-
-def test__read_csv__huge_file_is_refused_before_parsing():
-    data = b"0.5\n" * (curve_io.MAX_BYTES // 4 + 1)
-    with pytest.raises(InputError, match=r"is 5\.0 MB; at most 5 MB"):
-        read_csv(data)
-
-
-def test__read_csv__too_many_curves():
-    n = curve_io.MAX_CURVES + 1
-    data = "\n".join(",".join(["0.5"] * n) for _ in range(3))
-    with pytest.raises(InputError, match=f"has {n} curves; at most {curve_io.MAX_CURVES}"):
-        read_csv(data)
-
-
-def test__read_csv__too_long_curve(monkeypatch):
-    monkeypatch.setattr(curve_io, "MAX_POINTS", 5)
-    with pytest.raises(InputError, match="has 6 values; at most 5"):
-        read_csv(b"0.1\n0.2\n0.3\n0.4\n0.5\n0.6\n")
-
-
-def test__parse_values__commas_spaces_semicolons_and_newlines():
-    cs = parse_values(" 0.1, 0.2 0.3;0.4\n0.5 ")
-    np.testing.assert_array_equal(cs.curves[0], [0.1, 0.2, 0.3, 0.4, 0.5])
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [("", "are empty"), ("  \n ", "are empty"), ("0.1 x 0.3", "value 2 of the pasted values is 'x'"),
-     ("0.1 nan", "value 2 of the pasted values is 'nan'"), ("0.3", "has 1 value")],
-)
-def test__parse_values__bad_input_raises_input_error(text, message):
-    with pytest.raises(InputError, match=message):
-        parse_values(text)
-
-
-# --- curve_io: guesses ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("names", "curve", "want"),
-    [
-        (("val_loss",), [0.5, 0.6, 0.7], "minimize"),  # the name wins over the trend
-        (("accuracy",), [0.7, 0.6, 0.5], "maximize"),
-        (("curve",), [2.0, 1.5, 1.2, 1.1], "minimize"),
-        (("curve",), [0.2, 0.5, 0.6, 0.62], "maximize"),
-        (("curve",), [0.5, 0.5, 0.5], "maximize"),
-    ],
-)
-def test__guess_direction__names_then_trend(names, curve, want):
-    cs = CurveSet(names=names, curves=(np.asarray(curve, dtype=float),))
-    assert guess_direction(cs)[0] == want
-
-
-def test__guess_direction__majority_of_curves():
-    cs = CurveSet(names=("a", "b", "c"), curves=tuple(np.asarray(c, float) for c in ([3, 2, 1], [3, 2, 1], [1, 2, 3])))
-    assert guess_direction(cs) == ("minimize", "the values mostly decrease")
-
-
-@pytest.mark.parametrize(
-    ("curve", "direction", "want"),
-    [
-        ([0.2, 0.5, 0.9], "maximize", None),
-        ([20.0, 50.0, 90.0], "maximize", (0.0, 100.0)),
-        ([2.3, 1.5, 1.2], "minimize", (0.0, 2.6)),  # 2.3 + 0.25 * 1.1 = 2.575 -> 2.6
-        ([-5.0, -3.0, -1.0], "maximize", (-6.0, 0.0)),  # low -5 - 1 = -6; high -1 + 1 = 0
-    ],
-)
-def test__guess_bounds(curve, direction, want):
-    cs = CurveSet(names=("c",), curves=(np.asarray(curve),))
-    assert guess_bounds(cs, direction) == want
 
 
 def test__examples__are_package_data_and_parse():
@@ -440,7 +254,7 @@ def test__app__direction_is_guessed_and_can_be_overridden(app_argv, tiny_model):
     )
 
 
-def test__app__values_outside_unit_interval_use_the_guessed_range(app_argv, tiny_model):
+def test__app__values_outside_unit_interval_use_the_shared_default_range(app_argv, tiny_model):
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
     at.radio(key="source").set_value("Built-in example")
     _run(at)
@@ -450,16 +264,21 @@ def test__app__values_outside_unit_interval_use_the_guessed_range(app_argv, tiny
     from lcpfn.app.streamlit_app import example_files
 
     curve = read_csv(example_files()["loss"].read_bytes()).curves[0]
-    bounds = guess_bounds(CurveSet(names=("val_loss",), curves=(curve,)), "minimize")
-    assert bounds is not None
-    fc = _predict(tiny_model, curve, max_epochs=tiny_model.native_length, direction="minimize", bounds=bounds)
+    # the app's default is predict's: a loss gets (0, None), and the sidebar says so
+    fc = _predict(tiny_model, curve, max_epochs=tiny_model.native_length, direction="minimize")
+    assert fc.bounds == (0.0, None)
     np.testing.assert_allclose(_quantiles(at)["median"], fc.median(), rtol=1e-12)
-    # Without the range the values cannot be forecast: a friendly error, not a crash.
-    scaled = next(c for c in at.sidebar.checkbox if c.label == "Scale values from a range")
-    scaled.uncheck()
+    assert any("low 0, high inferred" in c.value for c in at.sidebar.caption)
+    # A known range that the values leave: a friendly error, not a crash.
+    known = next(c for c in at.sidebar.checkbox if c.label == "The metric has a known range")
+    known.check()
+    _run(at)
+    high = next(n for n in at.sidebar.number_input if n.label == "high")
+    high.set_value(0.5)
     _run(at)
     (error,) = _errors(at)
-    assert "outside the range" in error and "value range in the sidebar" in error
+    assert "outside bounds" in error or "outside the range" in error
+    assert "value range in the sidebar" in error
 
 
 def test__app__low_not_below_high_is_an_error(app_argv):
@@ -467,6 +286,8 @@ def test__app__low_not_below_high_is_an_error(app_argv):
     at.radio(key="source").set_value("Built-in example")
     _run(at)
     at.selectbox(key="example").set_value("loss")
+    _run(at)
+    next(c for c in at.sidebar.checkbox if c.label == "The metric has a known range").check()
     _run(at)
     low = next(n for n in at.sidebar.number_input if n.label == "low")
     low.set_value(5.0)
@@ -520,7 +341,7 @@ def test__app__every_example_forecasts(app_argv, name):
     [
         (b"epoch,acc\n1,0.5\n2,0.6\n4,0.7\n", "epoch 3 is missing"),  # malformed
         (b"acc\n0.5\n0.6\nseventy\n", "'seventy', which is not a number"),  # non-numeric cell
-        (b"acc\n0.5\n", "has 1 value; at least 2"),  # too few points
+        (b"a,b\n0.5,\n0.6,\n", "curve 'b' has 0 values"),  # a curve with no points
         (b"acc\n0.5\nNaN\n0.7\n", "is 'NaN'; every value must be a finite number"),
         (b"", "is empty"),
         (b"0.5\n" * (curve_io.MAX_BYTES // 4 + 1), "at most 5 MB"),  # huge

@@ -11,7 +11,7 @@ from scipy import stats
 from lcpfn import Forecast
 from lcpfn.baselines import GaussianForecast, LastValuePredictor, Pow3FitPredictor, noise_std
 from lcpfn.errors import InputError
-from lcpfn.forecast import ValueTransform
+from lcpfn.normalization import ValueTransform
 
 PREDICTORS = [LastValuePredictor, Pow3FitPredictor]
 
@@ -151,7 +151,7 @@ def test__baselines__shapes_for_1d_and_2d_input(cls):
         ([0.1, 0.2], {"direction": "up"}, "direction"),
         ([0.1, 0.2], {"bounds": (1.0, 0.0)}, "bounds"),
         ([0.1, 0.2], {"bounds": (0.0, math.inf)}, "bounds"),
-        ([5.0, 6.0], {}, "bounds="),
+        ([5.0, 6.0], {"bounds": None}, "bounds="),
     ],
 )
 def test__baselines__bad_input_raises_input_error(cls, curves, kwargs, match):
@@ -164,3 +164,18 @@ def test__baselines__bad_input_raises_input_error(cls, curves, kwargs, match):
 def test__baselines__bad_options_raise_input_error(cls):
     with pytest.raises(InputError, match="min_std"):
         cls(min_std=0.0)
+
+
+@pytest.mark.parametrize("cls", [LastValuePredictor, Pow3FitPredictor])
+def test__baselines__share_predict_with_the_pfn(cls):
+    # one Predictor base: mixed lengths, the default bounds and the reported map work alike
+    from lcpfn.forecast import Predictor
+
+    pred = cls()
+    assert isinstance(pred, Predictor)
+    fc = pred.predict([[2.0, 1.6, 1.4, 1.3], [2.2, 1.9]], max_epochs=12, direction="minimize")
+    assert fc.bounds == (0.0, None)
+    np.testing.assert_array_equal(fc.lengths, [4, 2])
+    one = pred.predict([2.2, 1.9], max_epochs=12, direction="minimize")
+    np.testing.assert_allclose(fc.median()[1], one.median(), rtol=1e-12)
+    assert np.all(np.isnan(fc.median()[0, :2]))

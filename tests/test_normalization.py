@@ -9,7 +9,8 @@ import pytest
 
 from lcpfn import LCPFN, InputError
 from lcpfn.baselines import LastValuePredictor, Pow3FitPredictor
-from lcpfn.validation import check_bounds, infer_transform, prepare_unit_curves, unit_transform
+from lcpfn.normalization import check_bounds, infer_transform, unit_transform
+from lcpfn.validation import prepare_curves
 
 # A loss falling from 2.5 towards 1 and an accuracy in % rising from 60 towards 80.
 EPOCHS = np.arange(1, 101)
@@ -246,7 +247,7 @@ def test__baselines__accept_the_new_bounds(bounds):
     fc = LastValuePredictor().predict(LOSS[:20], max_epochs=50, direction="minimize", bounds=bounds)
     # the last value persists in model space, so in caller units too: the round trip is exact
     np.testing.assert_allclose(fc.median(), LOSS[19], rtol=1e-12)
-    _, _, _, t = prepare_unit_curves(LOSS[:20], max_epochs=50, direction="minimize", bounds=bounds)
+    t = prepare_curves(LOSS[:20], max_epochs=50, direction="minimize", bounds=bounds).transform
     np.testing.assert_array_equal(fc.transform.scale, t.scale)
     pow3 = Pow3FitPredictor().predict(ACC_PCT[:20], max_epochs=50, bounds=bounds)
     assert np.all(np.isfinite(pow3.median())) and np.all(np.isfinite(pow3.log_prob(ACC_PCT[20:50])))

@@ -26,9 +26,8 @@ optuna = pytest.importorskip("optuna")
 norm = pytest.importorskip("scipy.stats").norm
 
 from lcpfn.errors import InputError  # noqa: E402
-from lcpfn.forecast import Forecast  # noqa: E402
+from lcpfn.forecast import Forecast, Predictor  # noqa: E402
 from lcpfn.integrations.optuna import ATTR_KEY, LCPFNPruner  # noqa: E402
-from lcpfn.validation import check_bounds, check_curves, check_direction, unit_transform  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -69,7 +68,7 @@ class _GaussForecast(Forecast):
         return self._z_quantile(0.5)
 
 
-class _GaussModel:
+class _GaussModel(Predictor):
     """`LCPFN.predict`'s contract; forecast: N(last observed value, SIGMA) in model space."""
 
     native_length = 100
@@ -77,19 +76,16 @@ class _GaussModel:
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
-    def predict(self, curves, *, max_epochs, direction="maximize", bounds=None):
-        arr, squeeze = check_curves(curves, max_epochs=max_epochs)
-        direction = check_direction(direction)
-        bounds = check_bounds(bounds)
-        transform = unit_transform(arr, direction=direction, bounds=bounds)
-        self.calls.append(dict(curve=arr.copy(), max_epochs=max_epochs, direction=direction, bounds=bounds))
+    def _forecast(self, batch):
+        self.calls.append(dict(curve=batch.y.copy(), max_epochs=batch.max_epochs, direction=batch.direction,
+                               bounds=batch.bounds))
         return _GaussForecast(
-            transform.to_model(arr)[:, -1],
-            epochs=np.arange(arr.shape[1] + 1, max_epochs + 1),
-            observed=arr,
-            transform=transform,
-            direction=direction,
-            squeeze=squeeze,
+            batch.z[:, -1],
+            epochs=np.arange(batch.y.shape[1] + 1, batch.max_epochs + 1),
+            observed=batch.y,
+            transform=batch.transform,
+            direction=batch.direction,
+            squeeze=batch.squeeze,
         )
 
 

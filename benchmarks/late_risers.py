@@ -11,85 +11,36 @@ climbs past the others (LCBench anneals the learning rate over the run's budget)
              model epoch ``t``, the run is the start of an ``L``-epoch curve) and ``stretch``
              (epoch ``t`` is model epoch ``t * L / max_epochs``: the run's last epoch is the
              prior's last, where the prior's budget-tied components end).
-``finetune`` fine-tune ``models/default`` on ExtendedPrior curves of a fixed budget ``B``
-             (``seq_len=B``, so budget-tied components such as ``p_late_rise`` end at epoch ``B``),
-             read as the prefix positions ``1..B`` of the native model: a ``B``-epoch specialist.
+``finetune`` fine-tune ``models/default`` on ExtendedPrior curves of a fixed budget ``B`` with
+             ``lcpfn.train`` (``TrainConfig(budget=B)``: budget-tied components such as
+             ``p_late_rise`` end at epoch ``B``, and the checkpoint's native length is ``B``): a
+             ``B``-epoch specialist. Batch 100, constant lr after 50 warm-up steps.
 
 Usage:
   python benchmarks/late_risers.py traces --split dev --models default runs/b52/late30 --readings prefix stretch
   python benchmarks/late_risers.py ll --model default --split dev --n-curves 300
-  python benchmarks/late_risers.py finetune --out runs/b52/late30 --p-late-rise 0.3 --minutes 40
+  python benchmarks/late_risers.py finetune --out runs/b52/late30 --p-late-rise 0.3 --curves 620000 [--minutes 40]
   python benchmarks/pruner_replay.py ... --reading stretch      # the replay with the stretch reading
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import sys
-import time
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import lcpfn.predictor as _pred
+from common import DATA, KNOWN_BOUNDS, READINGS, load_tasks, read_as
 from lcpfn import LCPFN
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-
-
-class StretchReading:
-    """``LCPFN.predict`` with a run shorter than the native length stretched over it.
-
-    Epoch ``t`` of a ``max_epochs``-epoch run is shown to the model as ``t * L / max_epochs``
-    (fractional positions; the model embeds ``t / L`` and ``log t``). Runs of ``L`` epochs or more
-    are passed to ``predict`` unchanged.
-    """
-
-    def __init__(self, model: LCPFN) -> None:
-        self.model = model
-
-    def __repr__(self) -> str:
-        return f"StretchReading({self.model!r})"
-
-    def predict(self, curves, *, max_epochs, direction="maximize", bounds=None):
-        m = self.model
-        L = m.native_length
-        if max_epochs >= L:
-            return m.predict(curves, max_epochs=max_epochs, direction=direction, bounds=bounds)
-        y, squeeze, direction, transform = _pred.prepare_unit_curves(
-            curves, max_epochs=max_epochs, direction=direction, bounds=bounds
-        )
-        z = transform.to_model(y)
-        n, t_obs = z.shape
-        scale = L / max_epochs
-        ctx_t = torch.arange(1, t_obs + 1, dtype=torch.float32) * scale
-        qry_t = torch.arange(t_obs + 1, max_epochs + 1, dtype=torch.float32) * scale
-        with torch.no_grad():
-            logits = m.model(ctx_t.expand(n, -1), torch.as_tensor(z, dtype=torch.float32), qry_t.expand(n, -1))
-        return _pred.BarForecast(
-            logits=logits.float(), bar=m._bar_cpu, epochs=np.arange(t_obs + 1, max_epochs + 1),
-            observed=y, transform=transform, direction=direction, squeeze=squeeze,
-        )
-
-
-def reader(model: LCPFN, reading: str):
-    if reading == "prefix":
-        return model
-    if reading == "stretch":
-        return StretchReading(model)
-    raise SystemExit(f"unknown reading {reading!r}; known: prefix, stretch")
 
 
 def cmd_traces(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pruner_replay import KNOWN_BOUNDS, load_tasks
-
     tasks = load_tasks("lcbench_surrogate", args.data, args.split)
     bounds = KNOWN_BOUNDS["lcbench_surrogate"]
-    readers = {(name, r): reader(LCPFN.from_pretrained(name), r) for name in args.models for r in args.readings}
+    models = {name: LCPFN.from_pretrained(name) for name in args.models}
+    readers = {(name, r): read_as(models[name], r) for name in args.models for r in args.readings}
     print(f"LCBench {args.split}: P(best configuration's final > runner-up's final) at epochs "
           f"{args.first}..{args.last}, bounds {bounds}; 'pruned' = two consecutive epochs below {args.min_prob}\n")
     print("| task | winner | runner-up | " + " | ".join(f"{n} ({r}): min P, pruned" for n, r in readers) + " |")
@@ -113,54 +64,32 @@ def cmd_traces(args: argparse.Namespace) -> None:
 
 
 def cmd_ll(args: argparse.Namespace) -> None:
-    from lcpfn import evaluate as E
+    from lcpfn import evaluation as E
 
     torch.set_num_threads(args.threads)
     m = LCPFN.from_pretrained(args.model)
-    fcs = [E.forecaster_from_predictor(f"{args.model} ({r})", reader(m, r), key=f"late-risers|{args.model}|{r}")
-           for r in ("prefix", "stretch")]
+    fcs = [E.forecaster_from_predictor(f"{args.model} ({r})", read_as(m, r), key=f"late-risers|{args.model}|{r}")
+           for r in READINGS]
     ds = E.real_datasets(args.data, sources=["all"], split=args.split, n_curves=args.n_curves)
     res = E.evaluate(fcs, ds, inputs="raw")
     print(E.format_markdown(E.summarize(res)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from lcpfn import checkpoint as ckpt
-    from lcpfn.priors import get_prior, prior_to_dict
+    from lcpfn.train import TrainConfig, train
 
-    torch.set_num_threads(args.threads)
-    m = LCPFN.from_pretrained(args.init)
-    if args.budget >= m.native_length:
-        raise SystemExit(f"--budget must be below the native length {m.native_length}")
-    model, bar = m.model, m.bar
-    model.train()
-    prior = get_prior("extended", p_late_rise=args.p_late_rise)
-    gen = torch.Generator().manual_seed(args.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    B = args.budget
-    t0 = time.time()
-    step = curves = 0
-    ema = math.nan
-    while time.time() - t0 < args.minutes * 60:
-        for g in opt.param_groups:
-            g["lr"] = args.lr * min(1.0, (step + 1) / 50)
-        batch = prior.sample(args.batch_size, seq_len=B, generator=gen)
-        cut = int(torch.randint(1, B, (1,), generator=gen).item())
-        x, y = batch.epochs, batch.values
-        loss = bar(model(x[:, :cut], y[:, :cut], x[:, cut:]), y[:, cut:]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        curves += args.batch_size
-        ema = loss.item() if math.isnan(ema) else 0.98 * ema + 0.02 * loss.item()
-        if step % 100 == 0:
-            print(f"step {step} curves {curves} loss {ema:.4f} {curves / (time.time() - t0):.0f} curves/s", flush=True)
-    model.eval()
-    ckpt.save_model(args.out, model, bar, prior=prior_to_dict(prior),
-                    extra={"step": step, "curves_seen": curves, "budget": B, "init_from": str(args.init), "final": True})
-    print(f"saved {args.out}: {step} steps, {curves} curves, {time.time() - t0:.0f} s")
+    # TrainConfig's architecture fields must match the checkpoint it starts from.
+    architecture = dataclasses.asdict(LCPFN.from_pretrained(args.init).model.config)
+    config = TrainConfig(
+        out_dir=str(args.out), init_from=str(args.init), **architecture,
+        prior="extended", prior_settings={"p_late_rise": args.p_late_rise}, budget=args.budget,
+        steps=max(1, args.curves // args.batch_size), batch_size=args.batch_size,
+        lr=args.lr, min_lr=args.lr, warmup_steps=50, seed=args.seed, threads=args.threads, device="cpu",
+    )
+    time_limit = None if args.minutes is None else 60 * args.minutes
+    result = train(config, resume=args.resume, time_limit_s=time_limit, progress=False)
+    print(f"saved {result.out_dir}: {result.step} steps, {result.curves_seen} curves, "
+          f"{result.wall_time_s:.0f} s, loss {result.loss:.4f}" + ("" if result.finished else " (not finished: --resume)"))
 
 
 def main() -> None:
@@ -170,21 +99,23 @@ def main() -> None:
     t = sub.add_parser("traces")
     t.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
     t.add_argument("--models", nargs="+", default=["default"])
-    t.add_argument("--readings", nargs="+", default=["prefix"])
+    t.add_argument("--readings", nargs="+", choices=list(READINGS), default=["prefix"])
     t.add_argument("--min-prob", type=float, default=0.05)
     t.add_argument("--first", type=int, default=2)
     t.add_argument("--last", type=int, default=45)
-    l = sub.add_parser("ll")
-    l.add_argument("--model", default="default")
-    l.add_argument("--split", choices=["dev", "holdout", "all"], default="dev")
-    l.add_argument("--n-curves", type=int, default=300)
-    l.add_argument("--threads", type=int, default=1)
+    e = sub.add_parser("ll")
+    e.add_argument("--model", default="default")
+    e.add_argument("--split", choices=["dev", "holdout", "all"], default="dev")
+    e.add_argument("--n-curves", type=int, default=300)
+    e.add_argument("--threads", type=int, default=1)
     f = sub.add_parser("finetune")
     f.add_argument("--out", required=True)
-    f.add_argument("--init", default="default")
+    f.add_argument("--init", default="default", help="shipped model name or checkpoint directory to start from")
     f.add_argument("--p-late-rise", type=float, default=0.3)
     f.add_argument("--budget", type=int, default=52)
-    f.add_argument("--minutes", type=float, default=40.0)
+    f.add_argument("--curves", type=int, default=620_000, help="training curves (steps = curves / batch size)")
+    f.add_argument("--minutes", type=float, default=None, help="stop early after this long (resume with --resume)")
+    f.add_argument("--resume", action="store_true", help="continue the run in --out")
     f.add_argument("--batch-size", type=int, default=100)
     f.add_argument("--lr", type=float, default=3e-4)
     f.add_argument("--seed", type=int, default=7)

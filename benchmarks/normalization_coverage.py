@@ -1,22 +1,22 @@
 """How much of real curves the prefix-inferred normalisation puts inside the model's ``[0, 1]``.
 
 For every curve of the shared real-curve data (``../shared/data``, see its README) and every
-cutoff (10/20/40/80 % observed, :func:`lcpfn.evaluate.cutoff_index`), the map of
-:func:`lcpfn.validation.infer_transform` is computed from the observed prefix alone, exactly as
+cutoff (10/20/40/80 % observed, :func:`lcpfn.evaluation.cutoff_index`), the map of
+:func:`lcpfn.normalization.infer_transform` is computed from the observed prefix alone, exactly as
 ``predict(..., bounds=...)`` computes it, and applied to the *future* values it never saw. The
 table gives the fraction of future points with ``0 <= z <= 1`` and, in brackets, the fraction of
 curves whose future lies entirely in ``[-0.1, 1.1]`` (within the prior's noise).
 
-Curves are kept as ``lcpfn.evaluate`` keeps them: at least 10 points, all finite, and losses
+Curves are kept as ``lcpfn.evaluation`` keeps them: at least 10 points, all finite, and losses
 never above 10x their first value (diverged runs). Each metric is measured with the bounds a
 user would plausibly pass: losses ``(0, None)`` (known floor) and ``"infer"``; accuracies
 ``(0, None)``, ``(None, top)`` and ``"infer"`` (``top`` = 100 for percentages, else 1).
 
 With ``--ll N`` it also scores the shipped reference model on ``N`` curves per metric of the
-``dev`` split (:func:`lcpfn.evaluate.split_of`; never the holdout): the mean over curves of the
+``dev`` split (:func:`lcpfn.evaluation.split_of`; never the holdout): the mean over curves of the
 mean log density of the future values, in caller units, with ``bounds="infer"``, once with the
 module's constants and once with ``--alt NAME=VALUE,...`` patched onto
-:mod:`lcpfn.validation` (default: the worst/best split 0.2 / 0.6). Same curves, same units, so
+:mod:`lcpfn.normalization` (default: the worst/best split 0.2 / 0.6). Same curves, same units, so
 the two columns compare directly.
 
     python benchmarks/normalization_coverage.py [--data ../shared/data] [--ll 300]
@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-import lcpfn.validation as validation
-from lcpfn.evaluate import cutoff_index, split_of
-from lcpfn.validation import check_bounds, infer_transform
+import lcpfn.normalization as normalization
+from common import DATA
+from lcpfn.evaluation import cutoff_index, split_of
+from lcpfn.normalization import check_bounds, infer_transform
 
 CUTOFFS = (0.1, 0.2, 0.4, 0.8)
 FILES = {
@@ -103,7 +104,7 @@ def ll_table(data: str, n: int, alt: dict[str, float]) -> None:
     from lcpfn import LCPFN
 
     model = LCPFN.from_pretrained("reference")
-    shipped = {k: getattr(validation, k) for k in alt}
+    shipped = {k: getattr(normalization, k) for k in alt}
     rng = np.random.default_rng(0)
     print(f"\nReference model, bounds=\"infer\", dev split, mean LL: shipped {shipped} / alternative {alt}\n")
     print("| source | metric | curves | " + " | ".join(f"{int(100 * f)} %" for f in CUTOFFS) + " |")
@@ -120,18 +121,18 @@ def ll_table(data: str, n: int, alt: dict[str, float]) -> None:
                 a = log_likelihood(model, curves, direction, f)
                 try:
                     for k, v in alt.items():
-                        setattr(validation, k, v)
+                        setattr(normalization, k, v)
                     b = log_likelihood(model, curves, direction, f)
                 finally:
                     for k, v in shipped.items():
-                        setattr(validation, k, v)
+                        setattr(normalization, k, v)
                 cells.append(f"{a:.2f} / {b:.2f}")
             print(f"| {source} | {metric} ({direction[:3]}) | {len(curves)} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--ll", type=int, default=0, metavar="N", help="also score the reference model on N curves")
     ap.add_argument("--alt", default="NO_BOUND_WORST_Z=0.2,NO_BOUND_BEST_Z=0.6")
     args = ap.parse_args()

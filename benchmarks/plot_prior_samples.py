@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 
 import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from lcpfn.priors import CurveBatch, ExtendedPrior, ReferencePrior  # noqa: E402
-from lcpfn.priors.extended import COMPONENTS  # noqa: E402
+from lcpfn.priors import CurveBatch, ExtendedPrior, ReferencePrior
+from lcpfn.priors.extended import COMPONENTS
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "extended-prior.png"
 
 TITLES = {
     "slow_start": "slow start (log-time sigmoid warm-up)",
     "step": "step schedule (1-2 jumps)",
+    "late_rise": "late rise (ends with the run)",
     "overfit": "overfitting (decline after a peak)",
     "collapse": "collapse / divergence",
     "flat": "near-constant",
@@ -81,9 +81,11 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = panels(args.curves, args.seq_len, args.seed)
-    fig, axes = plt.subplots(3, 4, figsize=(16, 10), sharex=True, sharey=True)
+    n_rows = math.ceil(len(rows) / 4)
+    fig = Figure(figsize=(16, 10 * n_rows / 3))  # no pyplot: no global backend or figure registry
+    axes = fig.subplots(n_rows, 4, sharex=True, sharey=True, squeeze=False)
     epochs = torch.arange(1, args.seq_len + 1).numpy()
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (title, batch) in zip(axes.flat, rows):
         for i in range(batch.batch_size):
             c = colors[i % len(colors)]
@@ -95,7 +97,9 @@ def main() -> None:
         ax.axhline(1, color="0.7", lw=0.5)
     for ax in axes.flat[len(rows):]:
         ax.axis("off")
-    for ax in axes[-1]:
+    for col in range(min(4, len(rows))):  # the lowest panel of each column gets the epoch axis
+        ax = axes[(len(rows) - 1 - col) // 4, col]
+        ax.xaxis.set_tick_params(labelbottom=True)
         ax.set_xlabel("epoch")
     for ax in axes[:, 0]:
         ax.set_ylabel("value (model space)")

@@ -41,34 +41,11 @@ import numpy as np
 import optuna
 import torch
 
+from common import DATA, KNOWN_BOUNDS, SOURCES, Task, load_tasks, read_as
 from lcpfn import LCPFN
 from lcpfn.integrations.optuna import LCPFNPruner
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-SOURCES = {
-    # name: (file, direction)
-    "lcbench_surrogate": ("lcbench_surrogate/yahpo_lcbench_surrogate_sample.npz", "maximize"),
-    "taskset_dpl": ("taskset_dpl/taskset_dpl.npz", "minimize"),
-}
-#: The metric's known range, passed as LCPFNPruner(bounds=...) with ``--bounds known``: an
-#: accuracy in % lies in [0, 100]; a loss is >= 0 (its upper side is derived from the study).
-KNOWN_BOUNDS: dict[str, tuple[float | None, float | None]] = {
-    "lcbench_surrogate": (0.0, 100.0),
-    "taskset_dpl": (0.0, None),
-}
 BASELINES = ["nop", "median", "percentile25", "hyperband", "patient5", "wilcoxon"]
-
-
-@dataclass(frozen=True)
-class Task:
-    """The curves of one task: ``values`` ``(n, T)`` (NaN = diverged), reported at ``steps`` ``(T,)``."""
-
-    source: str
-    name: str
-    direction: str
-    steps: np.ndarray
-    values: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -86,24 +63,6 @@ class StudyResult:
     noise: float  # median over curves of the white-noise std of the last 10 values
     regret: float  # |found - oracle|, metric units
     seconds_per_check: float  # mean wall time of trial.should_prune()
-
-
-def load_tasks(source: str, data_dir: Path, split: str) -> list[Task]:
-    file, direction = SOURCES[source]
-    z = np.load(data_dir / file, allow_pickle=False)
-    lengths = z["lengths"]
-    if len(set(lengths.tolist())) != 1:
-        raise SystemExit(f"{source}: curves of different lengths are not supported by this replay")
-    names = sorted(set(z["task"].tolist()))
-    keep = {"dev": names[0::2], "heldout": names[1::2], "all": names}[split]
-    tasks = []
-    for name in keep:
-        rows = np.flatnonzero(z["task"] == name)
-        steps = z["steps"][rows[0]]
-        # Optuna steps are integers: epochs as they are (LCBench 1..52), else the evaluation index.
-        int_steps = steps.astype(np.int64) if np.all(steps == np.round(steps)) and steps[0] >= 0 and steps[-1] < 1000 else np.arange(len(steps))
-        tasks.append(Task(source, name, direction, int_steps, z["values"][rows].astype(np.float64)))
-    return tasks
 
 
 def make_pruner(name: str, *, max_resource: int, model: LCPFN,
@@ -238,12 +197,10 @@ def print_table(source: str, rows: list[dict]) -> None:
 
 
 def plot(source: str, rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
     groups: dict[str, list[dict]] = {}
     for r in rows:  # one line per setting other than min_prob ("", "/w5", "/c2", "/w5/c2", ...)
         if r["pruner"].startswith("lcpfn@"):
@@ -273,7 +230,6 @@ def plot(source: str, rows: list[dict], path: Path, title: str) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def overhead(model: LCPFN, n_completed: int, n_steps: int, storage: str = "memory") -> None:
@@ -332,7 +288,7 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="LCPFN.from_pretrained name or directory")
     parser.add_argument("--reading", default="prefix", choices=["prefix", "stretch"],
                         help="how a run shorter than the model's native length is read: prefix (LCPFN.predict) "
-                        "or stretch over it (benchmarks/late_risers.py)")
+                        "or stretch over it (LCPFN.predict(..., reading=...))")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for one curve)")
     parser.add_argument("--json", type=Path, default=None, help="write every study's result here")
@@ -350,9 +306,7 @@ def main() -> None:
         model = LCPFN.from_pretrained(args.model)
         print(f"model: {model!r} ({args.model}), torch threads: {torch.get_num_threads()}")
         if args.reading == "stretch":
-            from late_risers import StretchReading
-
-            model = StretchReading(model)
+            model = read_as(model, "stretch")
             print("reading: stretch (epoch t of a shorter run is model epoch t * L / max_epochs)")
     if args.overhead:
         overhead(model, n_completed=100, n_steps=50, storage=args.storage)

@@ -17,4 +17,7 @@ python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[all]"
 
+# Lint and type-check the package (settings in pyproject.toml), then the whole test suite.
+python -m ruff check lcpfn priors integrations app
+python -m mypy
 python -m pytest "$@"

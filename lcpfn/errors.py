@@ -1,4 +1,5 @@
-"""User-facing errors. Every one subclasses ``ValueError`` and names the bad value."""
+"""User-facing errors. Every error about bad input subclasses ``ValueError`` (``LCPFNError``) and names the bad
+value; a missing optional dependency is an ``ImportError`` (``MissingDependencyError``) that says what to install."""
 
 from __future__ import annotations
 

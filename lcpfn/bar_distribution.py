@@ -53,6 +53,8 @@ class BarDistribution(nn.Module):
         borders = torch.as_tensor(borders, dtype=torch.float32)
         if borders.ndim != 1 or borders.numel() < 4 or not bool((borders[1:] > borders[:-1]).all()):
             raise ValueError("borders must be a 1-D, strictly increasing tensor of at least 4 values")
+        if not bool(torch.isfinite(borders).all()):
+            raise ValueError(f"borders must be finite, but run from {borders[0].item()} to {borders[-1].item()}")
         self.register_buffer("borders", borders)
 
     @property
@@ -163,3 +165,50 @@ class BarDistribution(nn.Module):
         centers[0] = b[1] - s_lo * half_normal_mean
         centers[-1] = b[-2] + s_hi * half_normal_mean
         return p @ centers
+
+    def mean_between_probs(self, p: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """The mean of the distribution with bin probabilities ``p`` ``(..., K)`` conditioned on
+        ``lo <= Y <= hi``, exactly: ``(...)``.
+
+        ``lo`` and ``hi`` broadcast against ``p.shape[:-1]`` and may be ``-inf`` / ``inf`` (a side
+        without a limit). Each inner bin contributes the part of its uniform mass inside, at the
+        midpoint of that part; each tail the first moment of its truncated half-normal. NaN where
+        no mass lies inside (the caller falls back, see :class:`lcpfn.forecast.Forecast`).
+        """
+        b = self.borders.double().to(p.device)
+        shape = p.shape[:-1]
+        lo = torch.as_tensor(lo, dtype=torch.float64, device=p.device).expand(shape).unsqueeze(-1)
+        hi = torch.as_tensor(hi, dtype=torch.float64, device=p.device).expand(shape).unsqueeze(-1)
+        # inner bins: [b_k, b_{k+1}) intersected with [lo, hi]
+        left = torch.minimum(torch.maximum(lo, b[:-1]), b[1:])
+        right = torch.maximum(torch.minimum(hi, b[1:]), left)
+        mass = p * (right - left) / (b[1:] - b[:-1])  # (..., K)
+        moment = mass * (left + right) / 2
+        s_lo, s_hi = (s.double() for s in self._tail_scales())
+        lo, hi = lo.squeeze(-1), hi.squeeze(-1)
+        # left tail: x = b_1 - s u, u >= 0 with density 2 phi(u) (mass p_0); inside: x in [x_lo, x_hi]
+        x_hi = torch.minimum(hi, b[1])
+        x_lo = torch.minimum(lo, x_hi)
+        u_near, u_far = (b[1] - x_hi) / s_lo, (b[1] - x_lo) / s_lo
+        m_lo = p[..., 0] * _half_normal_mass(u_near, u_far)
+        mom_lo = b[1] * m_lo - 2 * p[..., 0] * s_lo * (_phi(u_near) - _phi(u_far))
+        # right tail: x = b_{K-1} + s u
+        x_lo = torch.maximum(lo, b[-2])
+        x_hi = torch.maximum(hi, x_lo)
+        u_near, u_far = (x_lo - b[-2]) / s_hi, (x_hi - b[-2]) / s_hi
+        m_hi = p[..., -1] * _half_normal_mass(u_near, u_far)
+        mom_hi = b[-2] * m_hi + 2 * p[..., -1] * s_hi * (_phi(u_near) - _phi(u_far))
+        inner_mass = mass[..., 1:-1].sum(-1)
+        inner_moment = moment[..., 1:-1].sum(-1)
+        return (inner_moment + mom_lo + mom_hi) / (inner_mass + m_lo + m_hi)
+
+
+def _phi(u: torch.Tensor) -> torch.Tensor:
+    """The standard normal density (0 at infinity)."""
+    return torch.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
+
+
+def _half_normal_mass(u_near: torch.Tensor, u_far: torch.Tensor) -> torch.Tensor:
+    """``P(u_near <= |N(0, 1)| <= u_far)`` for ``0 <= u_near <= u_far`` (``u_far`` may be infinite)."""
+    sqrt2 = math.sqrt(2.0)
+    return torch.erfc(u_near / sqrt2) - torch.erfc(u_far / sqrt2)

@@ -33,6 +33,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lcpfn import limits
 from lcpfn.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -123,13 +124,21 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint file {str(path)!r} is corrupt or not safetensors: {exc}") from None
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path, *, max_bytes: int | None = None) -> dict[str, Any]:
+    """The JSON object in ``path``; ``max_bytes``: refuse a larger file before reading it."""
     if not Path(path).is_file():
         raise CheckpointError(f"checkpoint file {str(path)!r} is missing")
+    if max_bytes is not None:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} has {size:,} bytes, more than the {max_bytes:,} a config may have"
+            )
     try:
         with open(path) as f:
             obj = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+    # ValueError: also an integer of more digits than Python converts; RecursionError: deep nesting
+    except (ValueError, UnicodeDecodeError, OSError, RecursionError) as exc:
         raise CheckpointError(f"checkpoint file {str(path)!r} is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint file {str(path)!r} must hold a JSON object")
@@ -314,7 +323,15 @@ def load_model(
     directory: str | Path, *, device: str | torch.device = "cpu"
 ) -> tuple[PFN, BarDistribution, dict[str, Any]]:
     """Rebuild the model and bar distribution saved in ``directory`` (a checkpoint directory, or
-    a training run's ``OUT_DIR``: its newest checkpoint); returns them and the config."""
+    a training run's ``OUT_DIR``: its newest checkpoint); returns them and the config.
+
+    Everything is checked before the model is built: the config's types and sizes
+    (:mod:`lcpfn.limits`), that the weights file holds exactly the tensors of that config (read
+    from its header), and that every weight and bin border is finite. Any problem raises
+    :class:`~lcpfn.errors.CheckpointError` naming it.
+    """
+    import torch
+
     from lcpfn.bar_distribution import BarDistribution
     from lcpfn.model import PFN, ModelConfig
 
@@ -322,47 +339,98 @@ def load_model(
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {str(directory)!r} does not exist")
     directory = _resolve(directory)
-    config = read_json(directory / CONFIG_FILE)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    config = read_json(config_path, max_bytes=limits.MAX_CONFIG_BYTES)
     if config.get("format") != FORMAT:
         raise CheckpointError(
-            f"{str(directory / CONFIG_FILE)!r} is not an lcpfn checkpoint config (format={config.get('format')!r})"
+            f"{str(config_path)!r} is not an lcpfn checkpoint config (format={config.get('format')!r})"
         )
-    if config.get("format_version", 0) > FORMAT_VERSION:
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{str(config_path)!r} has an invalid 'format_version' {version!r}: expected an integer")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint format version {config['format_version']} is newer than this lcpfn supports "
-            f"({FORMAT_VERSION}); upgrade lcpfn"
+            f"checkpoint format version {version} is newer than this lcpfn supports ({FORMAT_VERSION}); upgrade lcpfn"
         )
     model_cfg = config.get("model")
     known = {f.name for f in fields(ModelConfig)}
     if not isinstance(model_cfg, dict) or set(model_cfg) - known:
-        raise CheckpointError(f"{str(directory / CONFIG_FILE)!r} has an invalid 'model' section: {model_cfg!r}")
+        raise CheckpointError(f"{str(config_path)!r} has an invalid 'model' section: {_short(model_cfg)}")
     try:
-        model = PFN(ModelConfig(**model_cfg))
+        model_config = ModelConfig(**model_cfg)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{str(directory / CONFIG_FILE)!r} has an invalid 'model' section: {exc}") from None
+        raise CheckpointError(f"{str(config_path)!r} has an invalid 'model' section: {exc}") from None
     budget = config.get("budget")
     if budget is not None and (
-        isinstance(budget, bool) or not isinstance(budget, int) or not 2 <= budget <= model.config.seq_len
+        isinstance(budget, bool) or not isinstance(budget, int) or not 2 <= budget <= model_config.seq_len
     ):
         raise CheckpointError(
-            f"{str(directory / CONFIG_FILE)!r} has an invalid 'budget' {budget!r}: "
-            f"expected an integer in [2, seq_len={model.config.seq_len}]"
+            f"{str(config_path)!r} has an invalid 'budget' {_short(budget)}: "
+            f"expected an integer in [2, seq_len={model_config.seq_len}]"
         )
-    tensors = read_tensors(directory / WEIGHTS_FILE)
-    if "bar.borders" not in tensors:
-        raise CheckpointError(f"{str(directory / WEIGHTS_FILE)!r} has no bar borders ('bar.borders')")
+    with torch.device("meta"):  # shapes only: nothing is allocated or initialised
+        model = PFN(model_config)
+    expected = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
+    _check_header(weights_path, expected)
+    tensors = read_tensors(weights_path)
+    for key, t in tensors.items():
+        if not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{str(weights_path)!r} has non-finite values (NaN or infinity) in {key!r}")
     try:
         bar = BarDistribution(tensors.pop("bar.borders"))
     except ValueError as exc:
-        raise CheckpointError(f"{str(directory / WEIGHTS_FILE)!r} has invalid bar borders: {exc}") from None
-    if bar.num_bins != model.config.num_bins:
+        raise CheckpointError(f"{str(weights_path)!r} has invalid bar borders: {exc}") from None
+    if bar.num_bins != model_config.num_bins:
         raise CheckpointError(
-            f"{str(directory)!r}: {bar.num_bins} bins in the borders but num_bins={model.config.num_bins} in the config"
+            f"{str(directory)!r}: {bar.num_bins} bins in the borders but num_bins={model_config.num_bins} in the config"
         )
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = {k[len("model."):]: v.float() for k, v in tensors.items() if k.startswith("model.")}
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)  # the loaded tensors become the parameters
     except RuntimeError as exc:
-        raise CheckpointError(f"{str(directory / WEIGHTS_FILE)!r} does not match its config: {exc}") from None
+        raise CheckpointError(f"{str(weights_path)!r} does not match its config: {exc}") from None
     model.eval()
     return model.to(device), bar.to(device), config
+
+
+def _check_header(path: Path, expected: Mapping[str, tuple[int, ...]]) -> None:
+    """``path``'s tensors, read from its header alone, are exactly ``expected`` (name -> shape)
+    and the bar borders, all floating point: a config that disagrees with its weights is refused
+    before the weights are read."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint file {str(path)!r} is missing")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint file {str(path)!r} is corrupt or not safetensors: {exc}") from None
+    if "bar.borders" not in shapes:
+        raise CheckpointError(f"{str(path)!r} has no bar borders ('bar.borders')")
+    got = {k: shape for k, (shape, _) in shapes.items() if k != "bar.borders"}
+    if got != dict(expected):
+        missing = sorted(set(expected) - set(got))[:3]
+        unexpected = sorted(set(got) - set(expected))[:3]
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])[:3]
+        detail = "; ".join(
+            f"{what}: {', '.join(f'{k} {got.get(k, expected.get(k))}' for k in keys)}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", wrong))
+            if keys
+        )
+        raise CheckpointError(f"{str(path)!r} does not match its config ({detail})")
+    not_float = sorted(k for k, (_, dtype) in shapes.items() if dtype not in _FLOAT_DTYPES)
+    if not_float:
+        raise CheckpointError(f"{str(path)!r} has tensors that are not floating point: {not_float[:3]}")
+
+
+_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a config value may be huge or deeply nested)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<a deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."

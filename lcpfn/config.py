@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from lcpfn import limits
 from lcpfn.errors import InputError
 
 if TYPE_CHECKING:
@@ -60,20 +61,79 @@ class ModelConfig:
 
     @staticmethod
     def problems(values: Mapping[str, Any], *, name: Namer = str) -> Iterator[str]:
-        """What is wrong with the model fields in ``values``, worded with ``name(field)``."""
-        for f in ("seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff"):
+        """What is wrong with the model fields in ``values``, worded with ``name(field)``.
+
+        Besides the types and the lower bounds, every size is capped (:mod:`lcpfn.limits`,
+        ``docs/limits.md``) and so is the parameter count the sizes imply
+        (:meth:`count_parameters`), so a config read from a file can neither build a model of
+        terabytes nor loop for minutes over layers before anything is checked.
+        """
+        wrong_type = False
+        for f in _INT_FIELDS:
+            v = values[f]
+            if isinstance(v, bool) or not isinstance(v, int):
+                wrong_type = True
+                yield f"{name(f)} must be an integer but got {v!r}"
+        dropout = values["dropout"]
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            wrong_type = True
+            yield f"{name('dropout')} must be a number in [0, 1) but got {dropout!r}"
+        if wrong_type:
+            return
+        in_range = True
+        for f, top in _SIZE_LIMITS.items():
             if values[f] < 1:
+                in_range = False
                 yield f"{name(f)} must be at least 1 but got {values[f]}"
+            elif values[f] > top:
+                in_range = False
+                yield f"{name(f)} must be at most {top} but got {values[f]}"
         for f in ("head_hidden", "value_hidden"):
             if values[f] < 0:
+                in_range = False
                 yield f"{name(f)} must be at least 0 (0 = a single linear layer) but got {values[f]}"
-        if not 0 <= values["dropout"] < 1:
-            yield f"{name('dropout')} must be in [0, 1) but got {values['dropout']}"
+            elif values[f] > limits.MAX_HIDDEN:
+                in_range = False
+                yield f"{name(f)} must be at most {limits.MAX_HIDDEN} but got {values[f]}"
+        if not 0 <= dropout < 1:
+            yield f"{name('dropout')} must be in [0, 1) but got {dropout}"
         if values["n_heads"] >= 1 and values["d_model"] % values["n_heads"]:
             yield (
                 f"{name('d_model')} ({values['d_model']}) must be divisible by {name('n_heads')} "
                 f"({values['n_heads']})"
             )
+        if in_range:
+            n = ModelConfig.count_parameters(values)
+            if n > limits.MAX_PARAMETERS:
+                yield (
+                    f"the model ({name('d_model')}={values['d_model']}, {name('n_layers')}={values['n_layers']}, "
+                    f"{name('d_ff')}={values['d_ff']}, ...) would have {n:,} parameters, more than the "
+                    f"{limits.MAX_PARAMETERS:,} lcpfn builds"
+                )
+
+    @staticmethod
+    def count_parameters(values: Mapping[str, Any]) -> int:
+        """The number of parameters of the :class:`~lcpfn.model.PFN` the fields in ``values`` build,
+        computed without building it (``tests/test_checkpoint.py`` checks it against the model)."""
+        d, ff, k = values["d_model"], values["d_ff"], values["num_bins"]
+        vh, hh = values["value_hidden"], values["head_hidden"]
+        epochs = 2 * d + d  # Linear(2, d)
+        value = (vh + vh) + (vh * d + d) if vh else d + d  # Linear(1, vh) -> Linear(vh, d), or Linear(1, d)
+        # ln1, q, kv, proj, ln2, mlp: 2d + (d^2 + d) + (2d^2 + 2d) + (d^2 + d) + 2d + (d ff + ff + ff d + d)
+        block = 4 * d * d + 2 * d * ff + 9 * d + ff
+        head = (d * hh + hh) + (hh * k + k) if hh else d * k + k
+        return epochs + value + values["n_layers"] * block + 2 * d + head
+
+
+_INT_FIELDS = ("seq_len", "num_bins", "d_model", "n_layers", "n_heads", "d_ff", "head_hidden", "value_hidden")
+_SIZE_LIMITS = {
+    "seq_len": limits.MAX_SEQ_LEN,
+    "num_bins": limits.MAX_NUM_BINS,
+    "d_model": limits.MAX_D_MODEL,
+    "n_layers": limits.MAX_N_LAYERS,
+    "n_heads": limits.MAX_N_HEADS,
+    "d_ff": limits.MAX_HIDDEN,
+}
 
 
 # Settings a resumed run may change: they do not change what is trained (device, checkpoint

@@ -6,6 +6,15 @@ for minimised metrics). :class:`Forecast` does that bookkeeping once — flippin
 the Jacobian ``log|scale|`` to densities — so a subclass only implements the distribution in
 model space. Arrays are float64 numpy, batch-first: ``(n, H)`` for ``n`` curves and ``H`` future
 epochs; a forecast made from a 1-D curve returns ``(H,)`` arrays and plain floats.
+
+A forecast keeps to the bounds the caller gave (the map's ``limits``: the known sides of
+``bounds``, not ``bounds=None`` and not an inferred side). Each marginal is *truncated* to them
+and renormalised, in model space, once for every forecaster: with ``F`` the marginal's CDF and
+``[a, b]`` the limits in model space, the ``q``-quantile is ``F^-1(F(a) + q (F(b) - F(a)))``, the
+CDF ``(F(z) - F(a)) / (F(b) - F(a))``, the log density ``log f(z) - log(F(b) - F(a))`` inside and
+``-inf`` outside (still a proper density), the mean that of the truncated marginal. A marginal
+with less than :data:`MIN_MASS` inside is clipped instead (its quantiles and mean pile up at the
+nearer bound). Why truncation and not clipping: ``docs/normalization.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +29,14 @@ from lcpfn.errors import InputError
 from lcpfn.normalization import Bounds, BoundsArg, Direction, ValueTransform
 from lcpfn.validation import CurveBatch, prepare_curves
 
+MIN_MASS = 1e-9
+"""A marginal with less probability than this inside the limits is clipped to them, not
+renormalised: dividing by less would amplify float64 rounding in ``F`` beyond ``1e-7``."""
+
+_TAIL = 1e-15  # the generic inverse CDF brackets between the untruncated quantiles at _TAIL and 1 - _TAIL
+_BISECT_STEPS = 64  # a fixed count, so the generic inverse CDF is non-decreasing in its target
+_MEAN_POINTS = 513  # grid of the generic truncated mean (trapezoid rule over the CDF)
+
 
 class Forecast(ABC):
     """Posterior predictive marginals of epochs ``epochs[0] .. epochs[-1]`` for ``n`` curves.
@@ -32,7 +49,9 @@ class Forecast(ABC):
             length, every ``(n, H)`` result is NaN at the epochs a curve has already observed.
         direction: ``"maximize"`` or ``"minimize"``.
         bounds: the ``(low, high)`` the values were normalised with; ``None`` for a side that
-            was inferred from each curve's prefix (see :mod:`lcpfn.normalization`).
+            was inferred from each curve's prefix (see :mod:`lcpfn.normalization`). Every result
+            keeps to the known sides of ``transform.limits`` (these bounds, unless ``bounds=None``
+            was passed): the marginals are truncated to them (module docstring).
     """
 
     def __init__(
@@ -56,6 +75,9 @@ class Forecast(ABC):
         self._squeeze = squeeze
         # (n, H) True where epoch <= the curve's own length: nothing to forecast there
         self._seen = self.epochs[None, :] <= self.lengths[:, None]
+        self._limited = transform.has_limits
+        self._z_lo, self._z_hi = transform.z_limits()  # (n,) each, the limits in model space
+        self._mass: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # --- what a subclass implements, in model space -------------------------------------------
     @abstractmethod
@@ -75,6 +97,120 @@ class Forecast(ABC):
     def _z_mean(self) -> np.ndarray:
         """``(n, H)`` model-space mean."""
 
+    # --- what a subclass may override for exactness or speed (used with limits only) ----------
+    def _z_quantile_array(self, p: np.ndarray) -> np.ndarray:
+        """``(n, H)`` model-space quantiles at one probability per marginal, ``p`` ``(n, H)``.
+
+        Default: bisection on :meth:`_z_cdf` in a fixed number of steps between the quantiles at
+        ``1e-15`` and ``1 - 1e-15`` (a target beyond them gets that edge): accurate to about
+        ``1e-15`` of that range and non-decreasing in ``p``. Override it where the inverse CDF
+        takes an array of probabilities.
+        """
+        lo = np.asarray(self._z_quantile(_TAIL), dtype=np.float64)
+        hi = np.maximum(np.asarray(self._z_quantile(1.0 - _TAIL), dtype=np.float64), lo)
+        for _ in range(_BISECT_STEPS):
+            mid = 0.5 * (lo + hi)
+            below = self._z_cdf(mid, None) < p
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
+    def _z_mean_between(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """``(n, H)`` model-space mean of each marginal conditioned on ``lo <= Z <= hi``.
+
+        ``lo``, ``hi``: ``(n,)`` per curve, ``-inf`` / ``inf`` for a side without a limit. Default:
+        ``E[Z] = L + integral_L^U (1 - G(z)) dz`` with ``G`` the conditioned CDF, by the trapezoid
+        rule on 513 points from ``L = max(lo, Q(1e-15))`` to ``U = min(hi, Q(1 - 1e-15))``
+        (``Q`` the untruncated quantile). Override it with an exact formula where there is one.
+        """
+        n, h = self.n_curves, len(self.epochs)
+        fa, fb = self._cdf_at_limits(lo, hi)
+        mass = fb - fa
+        lo2, hi2 = (np.broadcast_to(v[:, None], (n, h)) for v in (lo, hi))
+        start = np.maximum(lo2, np.asarray(self._z_quantile(_TAIL), dtype=np.float64))
+        stop = np.maximum(np.minimum(hi2, np.asarray(self._z_quantile(1.0 - _TAIL), dtype=np.float64)), start)
+        step = (stop - start) / (_MEAN_POINTS - 1)
+        total = np.zeros((n, h))
+        for k in range(_MEAN_POINTS):
+            g = np.clip((self._z_cdf(start + k * step, None) - fa) / mass, 0.0, 1.0)
+            total += (0.5 if k in (0, _MEAN_POINTS - 1) else 1.0) * (1.0 - g)
+        return start + step * total
+
+    # --- the truncation to the limits, in model space -----------------------------------------
+    def _cdf_at_limits(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``F(lo)`` and ``F(hi)``, ``(n, H)`` each, for per-curve ``lo``, ``hi`` ``(n,)`` (0 and 1 on a
+        side without a limit, and at the epochs a curve has observed)."""
+        n, h = self.n_curves, len(self.epochs)
+        out = []
+        for z, empty in ((lo, 0.0), (hi, 1.0)):
+            known = np.isfinite(z)
+            f = np.full((n, h), empty)
+            if known.any():
+                at = np.broadcast_to(np.where(known, z, 0.0)[:, None], (n, h)).copy()
+                f = np.where(known[:, None], self._z_cdf(at, None), empty)
+            out.append(np.clip(np.where(self._seen, empty, f), 0.0, 1.0))
+        return out[0], out[1]
+
+    def _masses(self, h: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``F(a)``, ``F(b)`` and the mass inside ``F(b) - F(a)`` of every marginal, ``(n, H)``
+        (``(n, 1)`` at epoch index ``h``), computed once."""
+        if self._mass is None:
+            fa, fb = self._cdf_at_limits(self._z_lo, self._z_hi)
+            self._mass = (fa, fb, np.maximum(fb - fa, 0.0))
+        if h is None:
+            return self._mass
+        fa, fb, mass = self._mass
+        return fa[:, h : h + 1], fb[:, h : h + 1], mass[:, h : h + 1]
+
+    def _zt_quantile(self, p: float) -> np.ndarray:
+        """``(n, H)`` model-space ``p``-quantile of the truncated marginals."""
+        if not self._limited:
+            return self._z_quantile(p)
+        fa, _, mass = self._masses()
+        ok = mass >= MIN_MASS
+        z = self._z_quantile_array(np.where(ok, fa + p * mass, p))  # too little mass inside: clip F^-1(p)
+        return np.clip(z, self._z_lo[:, None], self._z_hi[:, None])
+
+    def _zt_cdf(self, z: np.ndarray, h: int | None) -> np.ndarray:
+        """The truncated model-space CDF, shapes as in :meth:`_z_cdf`."""
+        f = self._z_cdf(z, h)
+        if not self._limited:
+            return f
+        fa, _, mass = self._masses(h)
+        ok = mass >= MIN_MASS
+        return np.clip(np.where(ok, (f - fa) / np.where(ok, mass, 1.0), f), 0.0, 1.0)
+
+    def _zt_log_prob(self, z: np.ndarray, h: int | None) -> np.ndarray:
+        """The truncated model-space log density inside the limits (the caller masks outside)."""
+        lp = self._z_log_prob(z, h)
+        if not self._limited:
+            return lp
+        return lp - np.log(np.maximum(self._masses(h)[2], MIN_MASS))
+
+    def _zt_mean(self) -> np.ndarray:
+        """``(n, H)`` model-space mean of the truncated marginals."""
+        if not self._limited:
+            return self._z_mean()
+        fa, fb, mass = self._masses()
+        lo, hi = self._z_lo[:, None], self._z_hi[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inside = self._z_mean_between(self._z_lo, self._z_hi)
+            # too little mass inside: the mean of the clipped marginal, the limits weighted by the mass beyond
+            clipped = np.where(np.isfinite(lo), lo * fa, 0.0) + np.where(np.isfinite(hi), hi * (1.0 - fb), 0.0)
+        return np.clip(np.where(mass >= MIN_MASS, inside, clipped), lo, hi)
+
+    def _clip_to_limits(self, y: np.ndarray) -> np.ndarray:
+        """Caller-unit values clipped to the known bounds (removes the map's rounding)."""
+        low, high = self.transform.limits
+        return y if low is None and high is None else np.clip(y, low, high)
+
+    def _beyond_limits(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Masks of caller-unit values below the known low bound and above the known high one."""
+        low, high = self.transform.limits
+        with np.errstate(invalid="ignore"):  # NaN (observed epochs) compares False
+            below = y < low if low is not None else np.zeros(y.shape, dtype=bool)
+            above = y > high if high is not None else np.zeros(y.shape, dtype=bool)
+        return below, above
+
     # --- public API, in caller units --------------------------------------------------------------
     @property
     def n_curves(self) -> int:
@@ -87,13 +223,13 @@ class Forecast(ABC):
     def quantile(self, q: float) -> np.ndarray:
         """The ``q``-quantile of every future epoch: ``(n, H)``, or ``(H,)`` for one curve."""
         q = _check_probability(q, "q")
-        up = self.transform.to_caller(self._z_quantile(q))
+        up = self.transform.to_caller(self._zt_quantile(q))
         if np.all(self.transform.scale > 0):
             out = up
         else:  # a decreasing map turns the q-quantile into the (1 - q)-quantile
-            down = self.transform.to_caller(self._z_quantile(1.0 - q))
+            down = self.transform.to_caller(self._zt_quantile(1.0 - q))
             out = np.where(self.transform.scale[:, None] > 0, up, down)
-        return self._out(self._hide_seen(out))
+        return self._out(self._hide_seen(self._clip_to_limits(out)))
 
     def median(self) -> np.ndarray:
         """The predictive median of every future epoch, shape as :meth:`quantile`."""
@@ -106,7 +242,7 @@ class Forecast(ABC):
 
     def mean(self) -> np.ndarray:
         """The predictive mean of every future epoch, shape as :meth:`quantile`."""
-        return self._out(self._hide_seen(self.transform.to_caller(self._z_mean())))
+        return self._out(self._hide_seen(self._clip_to_limits(self.transform.to_caller(self._zt_mean()))))
 
     def log_prob(self, values) -> np.ndarray:
         """Log density of ``values`` (one per future epoch) in the caller's units.
@@ -115,14 +251,16 @@ class Forecast(ABC):
         """
         y = self._check_values(values, "values")
         z = self.transform.to_model(y)
-        return self._out(self._hide_seen(self._z_log_prob(z, None) + self.transform.log_abs_scale[:, None]))
+        out = self._zt_log_prob(z, None) + self.transform.log_abs_scale[:, None]
+        below, above = self._beyond_limits(y)
+        return self._out(self._hide_seen(np.where(below | above, -np.inf, out)))
 
     def cdf(self, values) -> np.ndarray:
         """``P(Y_t <= values_t)`` for every future epoch, shapes as :meth:`log_prob`."""
         y = self._check_values(values, "values")
-        p = self._z_cdf(self.transform.to_model(y), None)
+        p = self._zt_cdf(self.transform.to_model(y), None)
         p = np.where(self.transform.scale[:, None] > 0, p, 1.0 - p)
-        return self._out(self._hide_seen(np.clip(p, 0.0, 1.0)))
+        return self._out(self._hide_seen(self._cdf_beyond_limits(y, p)))
 
     def log_prob_at(self, grid, *, epoch: int | None = None) -> np.ndarray:
         """Log density at one epoch (default: the last) over a grid of values.
@@ -131,8 +269,10 @@ class Forecast(ABC):
         """
         h = self._epoch_index(epoch)
         g = _finite_1d(grid, "grid")
-        z = self.transform.to_model(np.broadcast_to(g, (self.n_curves, g.size)).copy())
-        out = self._z_log_prob(z, h) + self.transform.log_abs_scale[:, None]
+        y = np.broadcast_to(g, (self.n_curves, g.size)).copy()
+        out = self._zt_log_prob(self.transform.to_model(y), h) + self.transform.log_abs_scale[:, None]
+        below, above = self._beyond_limits(y)
+        out = np.where(below | above, -np.inf, out)
         return self._out(np.where(self._seen[:, h : h + 1], np.nan, out))
 
     def prob_above(self, threshold, *, epoch: int | None = None):
@@ -168,10 +308,22 @@ class Forecast(ABC):
         if not np.all(np.isfinite(thr)):
             raise InputError(f"threshold must be finite, but got {threshold!r}")
         z = self.transform.to_model(thr[:, None])
-        p = self._z_cdf(z, h)[:, 0]
+        p = self._zt_cdf(z, h)
         # P(Y <= thr): for a decreasing map this is P(Z >= z(thr))
-        p = np.where(self.transform.scale > 0, p, 1.0 - p)
-        return np.where(self._seen[:, h], np.nan, np.clip(p, 0.0, 1.0))
+        p = np.where(self.transform.scale[:, None] > 0, p, 1.0 - p)
+        p = self._cdf_beyond_limits(thr[:, None], p)[:, 0]
+        return np.where(self._seen[:, h], np.nan, p)
+
+    def _cdf_beyond_limits(self, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """``P(Y <= y)`` exactly 0 below the known low bound and 1 from the known high one on."""
+        low, high = self.transform.limits
+        p = np.clip(p, 0.0, 1.0)
+        with np.errstate(invalid="ignore"):
+            if low is not None:
+                p = np.where(y < low, 0.0, p)
+            if high is not None:
+                p = np.where(y >= high, 1.0, p)
+        return p
 
     def _epoch_index(self, epoch: int | None) -> int:
         if epoch is None:
@@ -274,6 +426,12 @@ class ConcatForecast(Forecast):
     def _z_mean(self) -> np.ndarray:
         return self._gather(lambda rows, part, off: part._z_mean())
 
+    def _z_quantile_array(self, p: np.ndarray) -> np.ndarray:
+        return self._gather(lambda rows, part, off: part._z_quantile_array(p[rows, off:]))
+
+    def _z_mean_between(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return self._gather(lambda rows, part, off: part._z_mean_between(lo[rows], hi[rows]))
+
     def _z_cdf(self, z: np.ndarray, h: int | None) -> np.ndarray:
         return self._per_epoch(lambda part, zz, hh: part._z_cdf(zz, hh), z, h)
 
@@ -301,7 +459,8 @@ class Predictor(ABC):
     """The run length (epochs) the forecaster reads natively."""
 
     def predict(
-        self, curves, *, max_epochs: int, direction: Direction = "maximize", bounds: BoundsArg = "auto"
+        self, curves, *, max_epochs: int, direction: Direction = "maximize", bounds: BoundsArg = "auto",
+        keep_within: Bounds | str = "bounds",
     ) -> Forecast:
         """Forecast epochs ``T+1 .. max_epochs`` of curves observed for epochs ``1 .. T``.
 
@@ -311,14 +470,23 @@ class Predictor(ABC):
         ``(low, high)``, ``None`` for an unknown side, ``"infer"``, or ``"auto"`` (``(0, 1)`` for
         values in ``[0, 1]``, ``(0, None)`` for a non-negative minimised metric, else
         ``"infer"``); the one used is ``forecast.bounds``. See :mod:`lcpfn.normalization`.
+        ``keep_within``: the hard limits the forecast is truncated to; ``"bounds"`` (default) the
+        known sides of ``bounds``, or ``(low, high)`` with ``None`` for no limit on a side.
         """
-        return self._predict(curves, max_epochs=max_epochs, direction=direction, bounds=bounds)
+        return self._predict(
+            curves, max_epochs=max_epochs, direction=direction, bounds=bounds, keep_within=keep_within
+        )
 
     def _predict(
-        self, curves, *, max_epochs, direction, bounds, forecast: Callable[[CurveBatch], Forecast] | None = None
+        self, curves, *, max_epochs, direction, bounds, forecast: Callable[[CurveBatch], Forecast] | None = None,
+        keep_within: Bounds | str = "bounds",
     ) -> Forecast:
-        """:meth:`predict` with another per-length forecast than :meth:`_forecast` (a subclass's options)."""
-        batch = prepare_curves(curves, max_epochs=max_epochs, direction=direction, bounds=bounds)
+        """:meth:`predict` with another per-length forecast than :meth:`_forecast` (a subclass's
+        options) and, with ``keep_within``, hard limits other than the known sides of ``bounds``
+        (:func:`lcpfn.validation.check_keep_within`)."""
+        batch = prepare_curves(
+            curves, max_epochs=max_epochs, direction=direction, bounds=bounds, keep_within=keep_within
+        )
         fn = self._forecast if forecast is None else forecast
         groups = batch.groups()
         if len(groups) == 1:

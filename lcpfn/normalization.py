@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from lcpfn import limits
 from lcpfn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -30,16 +31,22 @@ log = logging.getLogger(__name__)
 Direction = Literal["maximize", "minimize"]
 """Which way is better: ``"maximize"`` (accuracy) or ``"minimize"`` (loss, error)."""
 
+Bounds = tuple[float | None, float | None]
+
 
 @dataclass(frozen=True)
 class ValueTransform:
     """Per-curve affine map ``z = scale * y + shift`` from the caller's units into model space.
 
-    ``scale`` and ``shift`` have shape ``(n,)``; ``scale`` is never zero.
+    ``scale`` and ``shift`` have shape ``(n,)``; ``scale`` is never zero. ``limits`` are the
+    caller's known bounds ``(low, high)`` (caller units, the same for every curve; ``None``: that
+    side is not known): every forecast made with this map is truncated to them
+    (:class:`lcpfn.forecast.Forecast`). ``bounds=None`` and inferred sides have none.
     """
 
     scale: np.ndarray
     shift: np.ndarray
+    limits: Bounds = (None, None)
 
     @classmethod
     def identity(cls, n: int) -> ValueTransform:
@@ -59,6 +66,29 @@ class ValueTransform:
     def log_abs_scale(self) -> np.ndarray:
         return np.log(np.abs(self.scale))
 
+    @property
+    def has_limits(self) -> bool:
+        return self.limits[0] is not None or self.limits[1] is not None
+
+    def z_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        """The model-space interval ``[z_lo, z_hi]`` the known bounds map to: two ``(n,)`` arrays,
+        ``-inf`` / ``inf`` on a side without a bound (a decreasing map swaps the sides)."""
+        n = self.scale.shape[0]
+        low, high = self.limits
+        lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+        up = self.scale > 0
+        if low is not None:
+            z = self.scale * low + self.shift
+            lo, hi = np.where(up, z, lo), np.where(up, hi, z)
+        if high is not None:
+            z = self.scale * high + self.shift
+            lo, hi = np.where(up, lo, z), np.where(up, z, hi)
+        return lo, hi
+
+    def subset(self, rows: np.ndarray) -> ValueTransform:
+        """The map of the curves ``rows``."""
+        return ValueTransform(self.scale[rows], self.shift[rows], self.limits)
+
 
 def check_direction(direction) -> Direction:
     if direction not in ("maximize", "minimize"):
@@ -66,7 +96,6 @@ def check_direction(direction) -> Direction:
     return direction
 
 
-Bounds = tuple[float | None, float | None]
 # What every forecaster's ``predict(..., bounds=...)`` accepts (read by :func:`resolve_bounds`).
 BoundsArg = Bounds | Literal["auto", "infer"] | None
 
@@ -75,8 +104,10 @@ def check_bounds(bounds) -> Bounds | None:
     """Validate ``bounds``: ``None``, ``(low, high)``, a pair with ``None`` for an unknown side, or ``"infer"``.
 
     Returns ``None`` (values used as they are), or ``(low, high)`` with ``None`` for each side
-    that is not known (``"infer"`` is ``(None, None)``). A known side is a finite number; when
-    both are known, ``low < high``. Anything else raises :class:`InputError` naming the value.
+    that is not known (``"infer"`` is ``(None, None)``). A known side is a finite number within
+    ``±MAX_ABS_VALUE``; when both are known, ``low < high`` and they are at least ``MIN_SPAN``
+    apart (:mod:`lcpfn.limits`: a narrower or wider range has no map into model space and back
+    in float64). Anything else raises :class:`InputError` naming the value.
     """
     if bounds is None:
         return None
@@ -112,10 +143,19 @@ def check_bounds(bounds) -> Bounds | None:
                 f"bounds must be finite with low < high (use None, not infinity, for an unknown side), "
                 f"but got {bounds!r}"
             )
+        if abs(v) > limits.MAX_ABS_VALUE:
+            raise InputError(
+                f"bounds must lie within ±{limits.MAX_ABS_VALUE:g} (see docs/limits.md), but got {bounds!r}"
+            )
         out.append(v)
     low, high = out
-    if low is not None and high is not None and not low < high:
-        raise InputError(f"bounds must be finite with low < high, but got {bounds!r}")
+    if low is not None and high is not None:
+        if not low < high:
+            raise InputError(f"bounds must be finite with low < high, but got {bounds!r}")
+        if high - low < limits.MIN_SPAN:
+            raise InputError(
+                f"bounds must be at least {limits.MIN_SPAN:g} apart (see docs/limits.md), but got {bounds!r}"
+            )
     return low, high
 
 
@@ -142,7 +182,7 @@ def unit_transform(
         scale, shift = 1.0 / (high - low), -low / (high - low)
     else:
         scale, shift = -1.0 / (high - low), high / (high - low)
-    transform = ValueTransform(np.full(n, scale), np.full(n, shift))
+    transform = ValueTransform(np.full(n, scale), np.full(n, shift), (None, None) if bounds is None else bounds)
     z = transform.to_model(curves)
     with np.errstate(invalid="ignore"):  # NaN padding after a curve's end compares False
         outside = (z < -tolerance) | (z > 1 + tolerance)
@@ -175,7 +215,6 @@ NO_BOUND_WORST_Z = 0.3  # nothing known: the prefix's worst value ...
 NO_BOUND_BEST_Z = 0.5  # ... and its best value
 SPAN_FLOOR_REL = 0.1  # the smallest span, relative to the prefix's largest |y| ...
 SPAN_FLOOR_ABS = 1.0  # ... or this, for an all-zero prefix
-_SPAN_TINY = 1e-200  # keeps the scale finite for subnormal prefixes
 
 
 def infer_transform(
@@ -234,32 +273,25 @@ def infer_transform(
 
     A known bound is a hard limit of the metric: an observed value beyond it raises
     :class:`InputError` naming the value (with both bounds known, :func:`unit_transform`'s
-    tolerance for noise applies instead, as before).
+    tolerance for noise applies instead, as before). The known sides are the map's ``limits``:
+    forecasts are truncated to them.
     """
     if bounds is None:
         return unit_transform(curves, direction=direction, bounds=None)
     low, high = bounds
     if low is not None and high is not None:
         return unit_transform(curves, direction=direction, bounds=(low, high))
-    beyond = np.zeros(curves.shape, dtype=bool)
-    with np.errstate(invalid="ignore"):  # NaN padding after a curve's end compares False
-        if low is not None:
-            beyond |= curves < low
-        if high is not None:
-            beyond |= curves > high
-    if beyond.any():
-        i, j = (int(k) for k in np.argwhere(beyond)[0])
-        raise InputError(
-            f"curve {i} has value {float(curves[i, j])!r} at epoch {j + 1}, outside bounds={bounds!r}: "
-            "a known bound must hold for every observed value (use None for a side that is not known)"
-        )
+    check_within(
+        curves, (low, high), f"bounds={bounds!r}: a known bound must hold for every observed value "
+        "(use None for a side that is not known)",
+    )
     s = 1.0 if direction == "maximize" else -1.0
     good, bad = (high, low) if direction == "maximize" else (low, high)
     u = s * curves
     worst, best = np.nanmin(u, axis=1), np.nanmax(u, axis=1)
     biggest = np.nanmax(np.abs(curves), axis=1)
     floor = np.where(biggest > 0, SPAN_FLOOR_REL * biggest, SPAN_FLOOR_ABS)
-    floor = np.maximum(floor, _SPAN_TINY)
+    floor = np.maximum(floor, limits.MIN_SPAN)  # keeps the scale finite for subnormal prefixes
     if good is not None:
         u_good = s * good
         span = np.maximum(u_good - worst, floor)
@@ -275,9 +307,35 @@ def infer_transform(
         a = (NO_BOUND_BEST_Z - NO_BOUND_WORST_Z) / span  # z = W + a (u - worst)
         c = NO_BOUND_WORST_Z - a * worst
     # z = a u + c = (a s) y + c
-    return ValueTransform(scale=s * a, shift=c)
+    return ValueTransform(scale=s * a, shift=c, limits=(low, high))
 
 
+
+def check_within(curves: np.ndarray, limits: Bounds, what: str) -> None:
+    """Raise :class:`InputError` naming the first value of ``curves`` ``(n, T)`` beyond a known side of
+    ``limits`` (NaN padding after a curve's end is ignored); ``what`` names the limits in the message."""
+    low, high = limits
+    beyond = np.zeros(curves.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):  # NaN padding after a curve's end compares False
+        if low is not None:
+            beyond |= curves < low
+        if high is not None:
+            beyond |= curves > high
+    if beyond.any():
+        i, j = (int(k) for k in np.argwhere(beyond)[0])
+        raise InputError(f"curve {i} has value {float(curves[i, j])!r} at epoch {j + 1}, outside {what}")
+
+
+def widen_limits(known: Bounds, *values: float | np.ndarray) -> Bounds:
+    """The known sides of ``known``, each widened just enough to hold ``values`` (unknown sides stay
+    ``None``): the hard limits for a forecast whose map is a study-derived scale (the Optuna pruner,
+    the Ray scheduler), which widen a known side the same way."""
+    low, high = known
+    if not values:
+        return low, high
+    lo = min(float(np.min(v)) for v in values)
+    hi = max(float(np.max(v)) for v in values)
+    return (None if low is None else min(low, lo)), (None if high is None else max(high, hi))
 
 
 def default_bounds(curves: np.ndarray, *, direction: Direction) -> Bounds:
@@ -315,12 +373,43 @@ def normalize(curves: np.ndarray, *, direction: Direction, bounds) -> tuple[Valu
 
     Returns the :class:`ValueTransform` and the bounds it was built from (what a forecast
     reports as ``forecast.bounds``): :func:`unit_transform` when both sides are known (with
-    ``bounds=None`` its error asks for ``bounds``), :func:`infer_transform` otherwise.
+    ``bounds=None`` its error asks for ``bounds``), :func:`infer_transform` otherwise. The map's
+    known sides are its ``limits``, the bounds forecasts keep to (none for ``bounds=None``).
+    Every map is checked by :func:`check_transform`.
     """
     used = resolve_bounds(bounds, curves, direction=direction)
     if bounds is None:
-        return unit_transform(curves, direction=direction, bounds=None), used
-    return infer_transform(curves, direction=direction, bounds=used), used
+        transform = unit_transform(curves, direction=direction, bounds=None)
+    else:
+        transform = infer_transform(curves, direction=direction, bounds=used)
+    check_transform(transform)
+    return transform, used
+
+
+MODEL_REACH = 1e6
+"""The model-space values a forecaster may return lie within ``±MODEL_REACH`` (the PFN's bins and
+tails span a few units; :func:`check_transform` asks that all of them map back finitely)."""
+
+
+def check_transform(transform: ValueTransform) -> None:
+    """Refuse a map whose forecasts could not come back finite: ``scale`` and ``shift`` must be
+    finite with ``scale != 0``, and ``to_caller`` of every model-space value within
+    ``±MODEL_REACH`` finite. With values and bounds within :mod:`lcpfn.limits` every map built
+    here passes (``|scale|`` stays within about ``1e±151``); this is the guarantee, checked."""
+    n = transform.scale.shape[0]
+    with np.errstate(all="ignore"):
+        ends = transform.to_caller(np.tile([-MODEL_REACH, MODEL_REACH], (n, 1)))
+        ok = (
+            np.isfinite(transform.scale) & np.isfinite(transform.shift) & (transform.scale != 0)
+            & np.isfinite(transform.log_abs_scale) & np.isfinite(ends).all(axis=1)
+        )
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise InputError(
+            f"curve {i} cannot be forecast in float64: its map into model space z = scale * y + shift has "
+            f"scale={float(transform.scale[i])!r}, shift={float(transform.shift[i])!r}; the curve's values and "
+            f"bounds span too wide or too narrow a range (see docs/limits.md)"
+        )
 
 
 STUDY_MARGIN = 1.0

@@ -8,18 +8,30 @@ A call forecasts ``n`` curves observed at epochs ``1..T_i``. They come as
   curve's end (a pandas ``DataFrame`` holds one run per *column*, as a CSV file does).
 
 Every curve has at least :data:`MIN_OBSERVED` values, all finite, and fewer than ``max_epochs``.
-NaN is allowed only as padding after a curve's last value.
+NaN is allowed only as padding after a curve's last value. Sizes and magnitudes are capped
+(:mod:`lcpfn.limits`, ``docs/limits.md``): each cap is checked before the array it bounds is
+allocated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from lcpfn import limits
 from lcpfn.errors import InputError
-from lcpfn.normalization import Bounds, Direction, ValueTransform, check_direction, normalize
+from lcpfn.normalization import (
+    Bounds,
+    Direction,
+    ValueTransform,
+    check_bounds,
+    check_direction,
+    check_within,
+    normalize,
+)
 
 MIN_OBSERVED = 1
 """Fewest observed values a curve needs before it is forecast (the same at every door)."""
@@ -61,10 +73,9 @@ class CurveBatch:
         t = int(self.lengths[rows[0]])
         if np.any(self.lengths[rows] != t):
             raise AssertionError("subset() takes curves of one length")
-        transform = ValueTransform(self.transform.scale[rows], self.transform.shift[rows])
         return CurveBatch(
             y=self.y[rows, :t], lengths=self.lengths[rows], squeeze=False, direction=self.direction,
-            transform=transform, bounds=self.bounds, max_epochs=self.max_epochs,
+            transform=self.transform.subset(rows), bounds=self.bounds, max_epochs=self.max_epochs,
         )
 
 
@@ -73,23 +84,31 @@ def check_max_epochs(max_epochs) -> int:
         raise InputError(f"max_epochs must be an integer, but got {max_epochs!r}")
     if max_epochs < 2:
         raise InputError(f"max_epochs must be at least 2 but got {int(max_epochs)}")
+    if max_epochs > limits.MAX_EPOCHS:
+        raise InputError(
+            f"max_epochs must be at most {limits.MAX_EPOCHS} but got {int(max_epochs)} (see docs/limits.md)"
+        )
     return int(max_epochs)
 
 
-def check_curves(curves, *, max_epochs) -> tuple[np.ndarray, np.ndarray, bool]:
+def check_curves(
+    curves, *, max_epochs, max_curves: int | None = limits.MAX_CURVES
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Validate observed curves and the horizon (the shape rule of the module docstring).
 
     Returns the curves as float64 ``(n, T_max)`` padded with NaN, their lengths ``(n,)`` and
-    whether the input was one 1-D curve.
+    whether the input was one 1-D curve. ``max_curves``: the most curves accepted (``None``: no
+    cap, for a caller that forecasts them chunk by chunk; the other limits still hold).
     """
     max_epochs = check_max_epochs(max_epochs)
-    arr, squeeze = _as_padded(curves)
+    arr, squeeze = _as_padded(curves, max_curves=max_curves)
     if arr.ndim not in (1, 2):
         raise InputError(
             f"curves must be 1-D (one curve) or 2-D (n_curves, n_observed), but has shape {arr.shape}"
         )
     arr = arr.reshape(1, -1) if arr.ndim == 1 else arr
     n, t = arr.shape
+    _check_sizes(n, t, max_curves=max_curves)
     if n == 0 or t == 0:
         raise InputError(f"curves must contain at least one observed value, but has shape {arr.shape}")
     isnan = np.isnan(arr)
@@ -103,6 +122,14 @@ def check_curves(curves, *, max_epochs) -> tuple[np.ndarray, np.ndarray, bool]:
     if inf.any():
         i, j = (int(k) for k in np.argwhere(inf)[0])
         raise InputError(f"curves must be finite, but has {float(arr[i, j])!r} at {where(i, j)}")
+    with np.errstate(invalid="ignore"):  # NaN padding compares False
+        huge = np.abs(arr) > limits.MAX_ABS_VALUE
+    if huge.any():
+        i, j = (int(k) for k in np.argwhere(huge)[0])
+        raise InputError(
+            f"curves must lie within ±{limits.MAX_ABS_VALUE:g} (rescale them; see docs/limits.md), "
+            f"but has {float(arr[i, j])!r} at {where(i, j)}"
+        )
     inside = isnan & (np.arange(t)[None, :] < lengths[:, None])
     if inside.any():
         i, j = (int(k) for k in np.argwhere(inside)[0])
@@ -125,19 +152,50 @@ def check_curves(curves, *, max_epochs) -> tuple[np.ndarray, np.ndarray, bool]:
             f"the number of observed epochs{name} ({int(lengths[i])}) must be smaller than max_epochs "
             f"({max_epochs}): there is nothing left to forecast"
         )
+    marginals = n * (max_epochs - int(lengths.min()))
+    if marginals > limits.MAX_MARGINALS:
+        raise InputError(
+            f"curves ({n}) times the epochs to forecast ({max_epochs - int(lengths.min())}, up to max_epochs="
+            f"{max_epochs}) make {marginals} marginals, more than the {limits.MAX_MARGINALS} one forecast holds: "
+            "forecast fewer curves per call (see docs/limits.md)"
+        )
     return arr[:, : int(lengths.max())], lengths.astype(np.int64), squeeze
 
 
-def _as_padded(curves) -> tuple[np.ndarray, bool]:
-    """Any accepted layout -> a float64 array (1-D or 2-D, maybe NaN-padded) and whether it was 1-D."""
+def _check_sizes(n: int, t: int, *, max_curves: int | None) -> None:
+    """The caps on ``n`` curves of up to ``t`` observed values (:mod:`lcpfn.limits`)."""
+    if max_curves is not None and n > max_curves:
+        raise InputError(
+            f"curves has {n} curves, more than the {max_curves} one call forecasts: split them into several calls "
+            "(see docs/limits.md)"
+        )
+    if t > limits.MAX_OBSERVED:
+        raise InputError(
+            f"curves has {t} observed values in a curve, more than the {limits.MAX_OBSERVED} accepted "
+            "(see docs/limits.md)"
+        )
+    if n * t > limits.MAX_INPUT_VALUES:
+        raise InputError(
+            f"curves has {n} curves of up to {t} values ({n * t} cells padded), more than the "
+            f"{limits.MAX_INPUT_VALUES} accepted: forecast fewer curves per call (see docs/limits.md)"
+        )
+
+
+def _as_padded(curves, *, max_curves: int | None) -> tuple[np.ndarray, bool]:
+    """Any accepted layout -> a float64 array (1-D or 2-D, maybe NaN-padded) and whether it was 1-D.
+
+    Ragged curves are measured against the size caps before the padded array is allocated."""
     if hasattr(curves, "columns") and hasattr(curves, "to_numpy"):  # a pandas DataFrame: runs as columns
         try:
             return np.asarray(curves.to_numpy(dtype=np.float64)).T, False
         except (TypeError, ValueError) as exc:
             raise InputError(f"curves (a DataFrame, one run per column) must be numeric: {exc}") from None
     if isinstance(curves, (list, tuple)) and curves and all(np.ndim(c) == 1 for c in curves):
+        if max_curves is not None and len(curves) > max_curves:
+            _check_sizes(len(curves), 0, max_curves=max_curves)
         rows = [_numeric(c, f"curve {i}") for i, c in enumerate(curves)]
         if len({len(r) for r in rows}) > 1:  # ragged: pad with NaN after each curve's end
+            _check_sizes(len(rows), max(len(r) for r in rows), max_curves=max_curves)
             out = np.full((len(rows), max(len(r) for r in rows)), np.nan)
             for i, r in enumerate(rows):
                 out[i, : len(r)] = r
@@ -154,16 +212,36 @@ def _numeric(values, name: str) -> np.ndarray:
         raise InputError(f"{name} must be a numeric 1-D or 2-D array: {exc}") from None
 
 
-def prepare_curves(curves, *, max_epochs, direction, bounds) -> CurveBatch:
+def prepare_curves(
+    curves, *, max_epochs, direction, bounds, max_curves: int | None = limits.MAX_CURVES, keep_within="bounds"
+) -> CurveBatch:
     """Everything a forecaster checks before it forecasts, in one call: the shape rule, the
-    direction and the map into model space (:func:`lcpfn.normalization.normalize`)."""
-    arr, lengths, squeeze = check_curves(curves, max_epochs=max_epochs)
+    direction and the map into model space (:func:`lcpfn.normalization.normalize`).
+    ``max_curves`` as in :func:`check_curves`; ``keep_within`` as in :func:`check_keep_within`."""
+    arr, lengths, squeeze = check_curves(curves, max_epochs=max_epochs, max_curves=max_curves)
     direction = check_direction(direction)
     transform, used = normalize(arr, direction=direction, bounds=bounds)
+    if not (isinstance(keep_within, str) and keep_within == "bounds"):
+        transform = dataclasses.replace(transform, limits=check_keep_within(keep_within, arr))
     return CurveBatch(
         y=arr, lengths=lengths, squeeze=squeeze, direction=direction, transform=transform,
         bounds=used, max_epochs=int(max_epochs),
     )
+
+
+def check_keep_within(keep_within, curves: np.ndarray) -> Bounds:
+    """The hard limits a forecast is truncated to, when they are not the ``bounds`` of the map.
+
+    ``keep_within`` is ``"bounds"`` (the default of ``predict``: the known sides of ``bounds``), or
+    ``(low, high)`` with ``None`` for a side without a limit — e.g. ``(None, None)`` for a map from
+    a range that is only a scale (the Optuna pruner's study-derived range), or ``(0, None)`` for a
+    loss mapped with such a range. Every observed value must lie within the limits.
+    """
+    checked = check_bounds(keep_within)
+    if checked is None:
+        raise InputError("keep_within must be 'bounds' or a pair (low, high) with None for no limit, but got None")
+    check_within(curves, checked, f"keep_within={keep_within!r}")
+    return checked
 
 
 def as_float_sequence(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:

@@ -241,3 +241,148 @@ def test__predict__dataframe_is_runs_as_columns(model):
     one = model.predict(pd.Series(CURVE[:5]), max_epochs=20)
     assert one.median().shape == (15,)
 
+
+
+# --- every forecast is finite, or the call says why ----------------------------------------------
+@pytest.mark.parametrize(
+    "curve, kwargs, match",
+    [
+        ([0.5], {"bounds": (-1e308, 1e308)}, r"bounds must lie within ±1e\+150 .* \(-1e\+308, 1e\+308\)"),
+        ([0.5], {"bounds": (0, 1e-320)}, r"bounds must be at least 1e-150 apart .* \(0, 1e-320\)"),
+        ([1e308, 1.5e308], {"bounds": (0, None)}, r"curves must lie within ±1e\+150 .* 1e\+308 at epoch 1"),
+        ([-1e308, 1e308], {"bounds": "infer"}, r"curves must lie within ±1e\+150 .* -1e\+308 at epoch 1"),
+        ([[0.5, 0.6], [0.5, 2e150]], {"bounds": "infer"}, r"2e\+150 at curve 1, epoch 2"),
+        ([0.5], {"max_epochs": 10**9}, "max_epochs must be at most 100000 but got 1000000000"),
+        ([0.5], {"max_epochs": 2**62}, "max_epochs must be at most 100000"),
+        ([0.5], {"max_epochs": np.int64(2**62)}, "max_epochs must be at most 100000"),
+    ],
+)
+def test__predict__scales_that_would_overflow_are_refused_naming_the_value(model, curve, kwargs, match):
+    kwargs = {"max_epochs": 2, **kwargs}
+    with pytest.raises(InputError, match=match):
+        model.predict(curve, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "curve, kwargs",
+    [
+        ([1e150, 0.9e150], {"bounds": (0, None), "direction": "minimize"}),
+        ([-1e150, 1e150], {"bounds": "infer"}),
+        ([0.5, 0.5 + 1e-15], {"bounds": (0.5 - 1e-150, 0.5 + 1e-14)}),  # a known range just wide enough
+        ([5e-324, 1e-323], {"bounds": "infer"}),
+        ([3.0], {"bounds": (-1e150, 1e150)}),
+    ],
+)
+def test__predict__extreme_but_accepted_scales_give_finite_forecasts(model, curve, kwargs):
+    fc = model.predict(curve, max_epochs=10, **kwargs)
+    for a in (fc.quantile(0.01), fc.median(), fc.quantile(0.99), fc.mean()):
+        assert np.all(np.isfinite(a))
+    assert np.all(fc.quantile(0.01) <= fc.quantile(0.99))
+
+
+# --- forecasts keep to the caller's bounds --------------------------------------------------------
+def test__bounds__quantiles_and_means_stay_within_both_known_bounds(model):
+    fc = model.predict([98.0, 99.0], max_epochs=30, bounds=(0, 100))  # was q99 = 101.9
+    for a in (fc.quantile(0.001), fc.quantile(0.99), fc.quantile(0.999), fc.median(), fc.mean()):
+        assert np.all((a >= 0) & (a <= 100)), a
+    assert np.all(fc.quantile(0.999) < 100)  # truncated, not clipped: no pile-up at the bound
+
+
+def test__bounds__a_loss_with_a_known_floor_is_never_forecast_negative(model):
+    loss = [2.0, 1.0, 0.5, 0.2, 0.1]
+    fc = model.predict(loss, max_epochs=40, direction="minimize", bounds=(0, None))
+    assert np.all(fc.quantile(0.01) >= 0) and np.all(fc.mean() >= 0)
+    assert np.all(np.isneginf(fc.log_prob(np.full(35, -0.01))))
+    assert np.all(fc.cdf(np.full(35, -1e-9)) == 0.0)
+    auto = model.predict(loss, max_epochs=40, direction="minimize")  # "auto" is (0, None) for a loss
+    np.testing.assert_array_equal(auto.quantile(0.01), fc.quantile(0.01))
+
+
+@pytest.mark.parametrize(
+    "curve, direction, bounds",
+    [
+        ([0.6, 0.8, 0.9], "maximize", (0.0, 1.0)),
+        ([30.0, 20.0, 12.0], "minimize", (0.0, 50.0)),
+        ([2.0, 1.0, 0.5], "minimize", (0.0, None)),
+        ([60.0, 75.0, 80.0], "maximize", (None, 100.0)),
+        ([0.2, 0.4, 0.5], "maximize", (0.0, None)),
+    ],
+)
+def test__bounds__log_prob_is_a_proper_density_on_the_bounds(model, curve, direction, bounds):
+    fc = model.predict(curve, max_epochs=20, direction=direction, bounds=bounds)
+    low, high = bounds
+    span = 100.0 * max(abs(v) for v in curve)
+    # the tiny model's tail bins are wide: integrate far out where a side is not known
+    grid = np.linspace(low if low is not None else -span, high if high is not None else span, 1_000_001)
+    for epoch in (4, 20):
+        density = np.exp(fc.log_prob_at(grid, epoch=epoch))
+        assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
+    outside = [v for v in (None if low is None else low - 1e-9, None if high is None else high + 1e-9) if v is not None]
+    assert np.all(np.isneginf(fc.log_prob_at(outside)))
+    # the CDF is that of the truncated marginal: 0 and 1 at the known bounds, its quantiles invert it
+    if low is not None:
+        assert np.all(fc.cdf(np.full(17, low)) <= 1e-12)
+    if high is not None:
+        assert np.all(fc.cdf(np.full(17, high)) == 1.0)
+    np.testing.assert_allclose(fc.cdf(fc.quantile(0.3)), 0.3, atol=1e-6)
+
+
+def test__bounds__none_and_inferred_sides_are_not_truncated(model):
+    fc = model.predict([0.95, 0.99], max_epochs=20, bounds=None)
+    assert not fc.transform.has_limits
+    assert np.any(fc.quantile(0.999) > 1.0)  # values as they are: the prior's noise goes past 1
+    inferred = model.predict([60.0, 75.0, 80.0], max_epochs=20, bounds="infer")
+    assert not inferred.transform.has_limits
+
+
+def test__bounds__a_curve_far_beyond_its_bounds_is_clipped_without_nan(model):
+    # observed values may sit up to 100 % of the range outside two known bounds (noise); a last
+    # value of 199 with bounds (0, 100) leaves the Gaussian baseline ~1e-90 of its mass inside
+    from lcpfn.baselines import LastValuePredictor
+    from lcpfn.forecast import MIN_MASS
+
+    for predictor in (LastValuePredictor(), model):
+        fc = predictor.predict([150.0, 199.0], max_epochs=12, bounds=(0, 100))
+        qs = np.stack([fc.quantile(q) for q in (0.01, 0.5, 0.99)])
+        assert np.all(np.isfinite(qs)) and np.all((qs >= 0) & (qs <= 100)) and np.all(np.diff(qs, axis=0) >= 0)
+        assert np.all(np.isfinite(fc.mean())) and np.all((fc.mean() >= 0) & (fc.mean() <= 100))
+        lp = fc.log_prob(np.full(10, 99.0))
+        assert not np.any(np.isnan(lp)) and np.all(lp < np.inf)
+        assert not np.any(np.isnan(fc.cdf(np.full(10, 99.0))))
+    fc = LastValuePredictor().predict([150.0, 199.0], max_epochs=12, bounds=(0, 100))
+    assert np.all(fc._masses()[2] < MIN_MASS)  # the clipped branch was the one taken
+    np.testing.assert_array_equal(fc.quantile(0.01), 100.0)
+    np.testing.assert_array_equal(fc.mean(), 100.0)
+
+
+# --- limits, checked before anything is allocated ---------------------------------------------------
+def test__limits__curves_per_call_length_and_marginals(model):
+    with pytest.raises(InputError, match="1000001 curves, more than the 1000000"):
+        model.predict([[0.5]] * 1_000_001, max_epochs=10)
+    with pytest.raises(InputError, match="100001 observed values in a curve, more than the 100000"):
+        model.predict(np.full(100_001, 0.5), max_epochs=100_000)
+    with pytest.raises(InputError, match="1002 curves of up to 100000 values"):
+        model.predict([np.full(100_000, 0.5)] + [[0.5]] * 1001, max_epochs=100_000)  # not padded first
+    with pytest.raises(InputError, match="marginals, more than the 100000000"):
+        model.predict(np.full((1001, 1), 0.5), max_epochs=100_000)
+
+
+def test__limits__the_streaming_path_may_lift_the_curve_count():
+    from lcpfn.validation import check_curves
+
+    _, lengths, _ = check_curves(np.full((1_000_001, 1), 0.5), max_epochs=3, max_curves=None)
+    assert lengths.shape == (1_000_001,)
+
+
+def test__limits__docs_list_every_limit_with_its_value():
+    from pathlib import Path
+
+    from lcpfn import limits
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text()
+    names = [n for n in dir(limits) if n.startswith(("MAX_", "MIN_"))]
+    assert len(names) >= 15
+    for name in names:
+        value = getattr(limits, name)
+        shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
+        assert f"`{name}`" in text and shown in text, (name, shown)

@@ -95,8 +95,41 @@ def test__borders_from_samples__ties_still_give_increasing_borders():
     assert bool((b[1:] > b[:-1]).all())
 
 
+def test__mean_between__hand_computed_inside_bins_and_tails(bar):
+    p = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    # [1.5, 3]: half of bin [1, 2) (mass 0.1, centre 1.75) and half of [2, 4) (mass 0.15, centre 2.5)
+    want = (0.1 * 1.75 + 0.15 * 2.5) / 0.25
+    assert bar.mean_between_probs(p, torch.tensor(1.5), torch.tensor(3.0)).item() == pytest.approx(want, abs=1e-12)
+    # (-inf, inf) is the plain mean
+    whole = bar.mean_between_probs(p, torch.tensor(-math.inf), torch.tensor(math.inf)).item()
+    assert whole == pytest.approx(bar.mean_probs(p).item(), abs=1e-12)
+    # [-1, 0.5] lies in the left tail: a half-normal from 1 (scale S) truncated to u in [0.5/S, 2/S]
+    lo_u, hi_u = 0.5 / S, 2.0 / S
+    tail = stats.truncnorm(lo_u, hi_u)  # of u = (1 - x) / S
+    want = 1.0 - S * tail.mean()
+    assert bar.mean_between_probs(p, torch.tensor(-1.0), torch.tensor(0.5)).item() == pytest.approx(want, abs=1e-9)
+    # [4.5, inf): the right tail from 4 truncated to u >= 0.5 / S
+    want = 4.0 + S * stats.truncnorm(0.5 / S, math.inf).mean()
+    assert bar.mean_between_probs(p, torch.tensor(4.5), torch.tensor(math.inf)).item() == pytest.approx(want, abs=1e-9)
+
+
+def test__mean_between__matches_the_integral_of_the_density(bar):
+    p = torch.tensor([0.25, 0.1, 0.4, 0.25], dtype=torch.float64)
+    for lo, hi in [(0.3, 4.7), (-2.0, 1.2), (1.9, 9.0), (-math.inf, 2.5)]:
+        y = torch.linspace(max(lo, -15.0), min(hi, 20.0), 400_001, dtype=torch.float64)
+        dens = bar.log_prob(torch.log(p).expand(y.numel(), 4), y).double().exp()
+        want = (torch.trapezoid(dens * y, y) / torch.trapezoid(dens, y)).item()
+        got = bar.mean_between_probs(p, torch.tensor(lo), torch.tensor(hi)).item()
+        # tolerance: the float32 density jumps at the borders, which the trapezoid rule smears by ~1e-6
+        assert got == pytest.approx(want, abs=1e-5), (lo, hi)
+
+
 def test__bar_distribution__rejects_bad_borders():
     with pytest.raises(ValueError):
         BarDistribution(torch.tensor([0.0, 1.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="finite"):
+        BarDistribution(torch.tensor([-math.inf, 0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="finite"):
+        BarDistribution(torch.tensor([0.0, 1.0, 2.0, math.inf]))
     with pytest.raises(ValueError):
         borders_from_samples(torch.rand(100), 50)

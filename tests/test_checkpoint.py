@@ -79,6 +79,90 @@ def _edit_config(d, **changes):
     (d / ckpt.CONFIG_FILE).write_text(json.dumps(cfg))
 
 
+def _write_raw_config(d, text: str) -> None:
+    (d / ckpt.CONFIG_FILE).write_text(text)
+
+
+def _edit_tensors(d, **changes):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(d / ckpt.WEIGHTS_FILE))
+    for k, fn in changes.items():
+        key = k.replace("__", ".")
+        tensors[key] = fn(tensors[key])
+    save_file(tensors, str(d / ckpt.WEIGHTS_FILE))
+
+
+def _with_nan(t):
+    t = t.clone()
+    t.view(-1)[0] = float("nan")
+    return t
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda d: _edit_config(d, model={"n_heads": 0}), "n_heads must be at least 1 but got 0"),
+        (lambda d: _edit_config(d, model={"d_model": 10**7}), "d_model must be at most 16384 but got 10000000"),
+        (lambda d: _edit_config(d, model={"n_layers": 10**9}), "n_layers must be at most 256"),
+        (lambda d: _edit_config(d, model={"num_bins": 10**6}), "num_bins must be at most 10000"),
+        (lambda d: _edit_config(d, model={"seq_len": 2**62}), "seq_len must be at most 100000"),
+        (lambda d: _edit_config(d, model={"d_model": 8192, "n_heads": 8, "d_ff": 65536, "n_layers": 100}),
+         "parameters, more than the 1,000,000,000"),
+        (lambda d: _edit_config(d, model={"num_bins": "10"}), "num_bins must be an integer but got '10'"),
+        (lambda d: _edit_config(d, model={"d_model": True}), "d_model must be an integer but got True"),
+        (lambda d: _edit_config(d, model={"d_model": 16.0}), "d_model must be an integer but got 16.0"),
+        (lambda d: _edit_config(d, model={"dropout": [0.1]}), "dropout must be a number"),
+        (lambda d: _edit_config(d, model={"dropout": None}), "dropout must be a number"),
+        (lambda d: _edit_config(d, model={"d_model": [[[[1]]]]}), "d_model must be an integer"),
+        (lambda d: _edit_config(d, model=None), "invalid 'model' section: None"),
+        (lambda d: _edit_config(d, format_version="1"), "invalid 'format_version' '1'"),
+        (lambda d: _edit_config(d, format_version=None), "invalid 'format_version' None"),
+        (lambda d: _edit_config(d, budget=[2]), "invalid 'budget' \\[2\\]"),
+        # deeper than the JSON parser recurses, an integer of more digits than Python converts
+        (lambda d: _write_raw_config(d, '{"format": "lcpfn-checkpoint", "prior": ' + "[" * 10**5 + "]" * 10**5 + "}"),
+         "not valid JSON"),
+        (lambda d: _write_raw_config(d, '{"format": "lcpfn-checkpoint", "budget": 1' + "0" * 5000 + "}"),
+         "not valid JSON"),
+        (lambda d: _write_raw_config(d, '{"format": "lcpfn-checkpoint", "pad": "' + "x" * 1_000_001 + '"}'),
+         "more than the 1,000,000 a config may have"),
+        # weights: non-finite values and borders, foreign tensors, integer tensors
+        (lambda d: _edit_tensors(d, model__head__weight=_with_nan), "non-finite values .* 'model.head.weight'"),
+        (lambda d: _edit_tensors(d, model__ln_f__bias=lambda t: t + float("inf")), "non-finite .* 'model.ln_f.bias'"),
+        (lambda d: _edit_tensors(d, bar__borders=_with_nan), "non-finite .* 'bar.borders'"),
+        (lambda d: _edit_tensors(d, bar__borders=lambda t: torch.cat([t[:-1], torch.tensor([float("inf")])])),
+         "non-finite .* 'bar.borders'"),
+        (lambda d: _edit_tensors(d, model__head__bias=lambda t: t.long()), "not floating point"),
+        (lambda d: _edit_tensors(d, model__head__bias=lambda t: t[:-1]), "does not match its config .*model.head.bias"),
+    ],
+)
+def test__checkpoint__bad_config_values_and_weights_raise_checkpoint_error(tmp_path, damage, match):
+    _save(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(CheckpointError, match=match):
+        LCPFN.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [ModelConfig(), ModelConfig(head_hidden=64, value_hidden=8),
+     ModelConfig(d_model=16, n_heads=2, n_layers=1, d_ff=8)],
+)
+def test__model_config__count_parameters_is_the_models(config):
+    from dataclasses import asdict
+
+    model = PFN(config)
+    assert ModelConfig.count_parameters(asdict(config)) == sum(p.numel() for p in model.parameters())
+
+
+def test__checkpoint__loaded_weights_are_the_saved_ones_in_float32(tmp_path):
+    model, _ = _save(tmp_path)
+    _edit_tensors(tmp_path, model__head__weight=lambda t: t.double())  # a float64 tensor is read as float32
+    loaded, _, _ = ckpt.load_model(tmp_path)
+    assert loaded.head.weight.dtype == torch.float32 and torch.equal(loaded.head.weight, model.head.weight)
+    assert all(p.device.type == "cpu" for p in loaded.parameters())
+
+
 def test__checkpoint__missing_directory(tmp_path):
     with pytest.raises(Exception, match="neither a shipped model"):
         LCPFN.from_pretrained(tmp_path / "nope")

@@ -151,12 +151,18 @@ def test__jacobian__log_prob_is_model_space_log_density_plus_log_abs_scale(refer
     fc = reference.predict(curve, max_epochs=100, direction=direction, bounds=bounds)
     t = fc.transform
     future = LOSS[20:] if direction == "minimize" else ACC_PCT[20:]
-    # the same network inputs, given in model space with the identity map
+    # the same network inputs, given in model space with the identity map (bounds=None: no limits)
     fz = reference.predict(t.to_model(curve[None])[0], max_epochs=100, direction="maximize", bounds=None)
-    assert fz.transform.scale[0] == 1.0 and fz.transform.shift[0] == 0.0
+    assert fz.transform.scale[0] == 1.0 and fz.transform.shift[0] == 0.0 and not fz.transform.has_limits
     z_future = t.to_model(future[None])[0]
     np.testing.assert_array_equal(fz.logits.numpy(), fc.logits.numpy())
-    np.testing.assert_allclose(fc.log_prob(future), fz.log_prob(z_future) + np.log(abs(t.scale[0])), rtol=0, atol=1e-12)
+    # a known side truncates the marginal: the density is renormalised by its mass inside
+    lo, hi = (float(v[0]) for v in t.z_limits())
+    h = len(fc.epochs)
+    mass = (fz.cdf(np.full(h, hi)) if np.isfinite(hi) else 1.0) - (fz.cdf(np.full(h, lo)) if np.isfinite(lo) else 0.0)
+    assert t.has_limits == (bounds != "infer")
+    want = fz.log_prob(z_future) + np.log(abs(t.scale[0])) - np.log(mass)
+    np.testing.assert_allclose(fc.log_prob(future), want, rtol=0, atol=1e-12)
 
 
 # --- degenerate prefixes ----------------------------------------------------------------------
@@ -252,3 +258,81 @@ def test__baselines__accept_the_new_bounds(bounds):
     pow3 = Pow3FitPredictor().predict(ACC_PCT[:20], max_epochs=50, bounds=bounds)
     assert np.all(np.isfinite(pow3.median())) and np.all(np.isfinite(pow3.log_prob(ACC_PCT[20:50])))
     np.testing.assert_allclose(pow3.median()[-1], ACC_PCT[49], rtol=0.02)
+
+
+# --- known bounds truncate every forecast (lcpfn.forecast.Forecast) --------------------------------
+def _gaussian_forecast(loc, std, transform):
+    from lcpfn.baselines import GaussianForecast
+
+    n, h = np.shape(loc)
+    return GaussianForecast(mean=np.asarray(loc, dtype=float), std=np.asarray(std, dtype=float),
+                            epochs=np.arange(2, 2 + h), observed=np.zeros((n, 1)), transform=transform,
+                            direction="maximize" if transform.scale[0] > 0 else "minimize", squeeze=False)
+
+
+@pytest.mark.parametrize(
+    "limits, scale, shift",
+    [((0.0, 100.0), 0.01, 0.0), ((0.0, None), 0.5, 0.0), ((None, 4.0), 0.25, 0.0), ((0.0, 10.0), -0.1, 1.0),
+     ((0.0, None), -0.4, 1.0)],
+)
+def test__truncation__is_the_truncated_normal_for_a_gaussian_marginal(limits, scale, shift):
+    from scipy import stats
+
+    from lcpfn.normalization import ValueTransform
+
+    loc, std = np.array([[0.9, 0.5, 1.1]]), np.array([[0.2, 0.05, 0.3]])
+    t = ValueTransform(np.array([scale]), np.array([shift]), limits)
+    fc = _gaussian_forecast(loc, std, t)
+    # the same marginals in caller units: N((loc - shift) / scale, (std / scale)^2), truncated to limits
+    mu, sd = (loc - shift) / scale, std / abs(scale)
+    low = -np.inf if limits[0] is None else limits[0]
+    high = np.inf if limits[1] is None else limits[1]
+    want = stats.truncnorm((low - mu) / sd, (high - mu) / sd, loc=mu, scale=sd)
+    for q in (0.001, 0.1, 0.5, 0.9, 0.999):  # the generic inverse CDF: bisection, exact to ~1e-15 of its bracket
+        np.testing.assert_allclose(fc.quantile(q), want.ppf(q), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fc.mean(), want.mean(), rtol=0, atol=2e-5 * sd.max())  # the generic trapezoid mean
+    y = want.ppf(np.array([[0.2], [0.7], [0.95]]).T)
+    np.testing.assert_allclose(fc.log_prob(y), want.logpdf(y), rtol=1e-10)
+    np.testing.assert_allclose(fc.cdf(y), want.cdf(y), rtol=1e-10, atol=1e-14)
+    assert fc.prob_above(float(y[0, 2])) == pytest.approx(float(want.sf(y)[0, 2]), rel=1e-9)
+
+
+def test__truncation__quantiles_are_non_decreasing_in_q_to_the_last_bit():
+    from lcpfn.normalization import ValueTransform
+
+    rng = np.random.default_rng(0)
+    loc, std = rng.uniform(-0.5, 1.5, (4, 30)), rng.uniform(1e-3, 0.5, (4, 30))
+    fc = _gaussian_forecast(loc, std, ValueTransform(np.full(4, 0.01), np.zeros(4), (0.0, 100.0)))
+    qs = np.stack([fc.quantile(q) for q in np.linspace(0.001, 0.999, 200)])
+    assert np.all(np.diff(qs, axis=0) >= 0) and np.all((qs >= 0) & (qs <= 100))
+
+
+def test__truncation__bar_forecast_mean_is_the_truncated_mean(reference):
+    import torch
+
+    fc = reference.predict(ACC_PCT[:10], max_epochs=60, bounds=(0, 100))
+    lo, hi = fc.transform.z_limits()
+    exact = fc.bar.mean_between_probs(fc.bar.probs(fc.logits), torch.tensor(lo)[:, None], torch.tensor(hi)[:, None])
+    # within 1e-5 of the model-space range (the generic trapezoid mean's accuracy; 0 for an exact override)
+    np.testing.assert_allclose(fc.mean(), fc.transform.to_caller(exact.numpy())[0], rtol=0, atol=1e-5 * 100)
+
+
+def test__truncation__mixed_lengths_keep_to_the_bounds_and_match_one_call_per_curve(reference):
+    curves = [LOSS[:20], LOSS[:5] * 1.3]
+    fc = reference.predict(curves, max_epochs=40, direction="minimize", bounds=(0, None))
+    for i, c in enumerate(curves):
+        one = reference.predict(c, max_epochs=40, direction="minimize", bounds=(0, None))
+        t = len(c)
+        np.testing.assert_allclose(fc.quantile(0.02)[i, t - 5:], one.quantile(0.02), rtol=1e-9)
+        np.testing.assert_allclose(fc.mean()[i, t - 5:], one.mean(), rtol=1e-9)
+        np.testing.assert_allclose(fc.log_prob_at([0.5, 1.0])[i], one.log_prob_at([0.5, 1.0]), rtol=1e-9)
+    assert np.nanmin(fc.quantile(0.001)) >= 0.0
+
+
+def test__check_transform__refuses_a_map_that_cannot_come_back_finite():
+    from lcpfn.normalization import ValueTransform, check_transform
+
+    check_transform(ValueTransform(np.array([1e150, -1e-150]), np.array([0.0, 1.0])))
+    for scale, shift in [(0.0, 0.0), (1e-303, 0.0), (np.inf, 0.0), (1.0, np.nan), (1e-10, 1e300)]:
+        with pytest.raises(InputError, match=r"curve 1 cannot be forecast in float64: .* scale="):
+            check_transform(ValueTransform(np.array([1.0, scale]), np.array([0.0, shift])))

@@ -96,9 +96,14 @@ class PFN(nn.Module):
             ctx_values: ``(B, C)`` observed values (model space).
             qry_epochs: ``(B, Q)`` epochs to predict.
         """
+        return self.head(self.features(ctx_epochs, ctx_values, qry_epochs))
+
+    def features(self, ctx_epochs: torch.Tensor, ctx_values: torch.Tensor, qry_epochs: torch.Tensor) -> torch.Tensor:
+        """What the head reads for each query, ``(B, Q, d_model)``: ``forward`` is ``head(features(...))``,
+        so a caller can keep these and apply the head later (arguments as :meth:`forward`)."""
         n_ctx = ctx_epochs.shape[1]
         ctx = self._embed_epochs(ctx_epochs) + self.value_encoder(ctx_values.unsqueeze(-1))
         h = torch.cat([ctx, self._embed_epochs(qry_epochs)], dim=1)  # (B, C+Q, D)
         for blk in self.blocks:
             h = blk(h, n_ctx)
-        return self.head(self.ln_f(h[:, n_ctx:]))
+        return self.ln_f(h[:, n_ctx:])

@@ -243,12 +243,13 @@ def test__train__budget_trains_on_runs_of_that_length(tmp_path, monkeypatch):
     lc = LCPFN.from_pretrained(tmp_path)
     assert lc.native_length == 20 and "native_length=20" in repr(lc)
     seen = []
-    forward = lc.model.forward
-    def spy_forward(c, y, q):
-        seen.append((c.max().item(), q.max().item()))
-        return forward(c, y, q)
+    features = lc.model.features  # what predict runs (the head is applied later, per marginal)
 
-    monkeypatch.setattr(lc.model, "forward", spy_forward)
+    def spy_features(c, y, q):
+        seen.append((c.max().item(), q.max().item()))
+        return features(c, y, q)
+
+    monkeypatch.setattr(lc.model, "features", spy_features)
     fc = lc.predict([0.2, 0.3, 0.35, 0.4, 0.42, 0.45, 0.46, 0.47, 0.48, 0.49], max_epochs=40)
     assert fc.median().shape == (30,) and torch.isfinite(torch.as_tensor(fc.median())).all()
     assert seen and max(q for _, q in seen) <= 20 + 1e-6  # a 40-epoch run is read as a 20-epoch one

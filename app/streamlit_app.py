@@ -24,8 +24,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from lcpfn import limits
 from lcpfn.errors import InputError, LCPFNError, MissingDependencyError
-from lcpfn.io import MAX_BYTES, CurveSet, guess_direction, parse_values, read_csv
+from lcpfn.io import MAX_ABS_VALUE, MAX_BYTES, CurveSet, guess_direction, parse_values, read_csv
 from lcpfn.normalization import Direction, default_bounds, describe_bounds
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ MAX_PLOT_POINTS = 400
 # Curves drawn by default when a file holds more (the best-ranked ones).
 MAX_SHOWN = 8
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+# Narrowest known value range [low, high], predict's own (lcpfn.limits): 1 / (high - low) scales
+# the values and the density, so with |low|, |high| <= MAX_ABS_VALUE every scale stays finite.
+MIN_RANGE_WIDTH = limits.MIN_SPAN
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,37 @@ def fingerprint(curve_set: CurveSet) -> str:
     """A short stable hash of the curves, to key widgets whose defaults depend on the data."""
     h = hashlib.sha1()
     for name, c in zip(curve_set.names, curve_set.curves):
-        h.update(name.encode())
+        h.update(name.encode("utf-8", "surrogatepass"))
         h.update(np.ascontiguousarray(c).tobytes())
     return h.hexdigest()[:12]
+
+
+def check_value(label: str, value: float) -> float:
+    """``value`` (a number the user typed) as a float, or :class:`InputError` naming it.
+
+    The same limit as the values read from a file (``lcpfn.io.MAX_ABS_VALUE``): within it, every
+    difference, scale and density the app and the forecast compute stays finite.
+    """
+    v = float(value)
+    if not np.isfinite(v) or abs(v) > MAX_ABS_VALUE:
+        raise InputError(
+            f"the {label} is {v:g}; values up to {MAX_ABS_VALUE:g} in magnitude are accepted (larger ones "
+            "would overflow the forecast's arithmetic)"
+        )
+    return v
+
+
+def check_range(low: float, high: float) -> tuple[float, float]:
+    """The known value range ``(low, high)``, or :class:`InputError` naming what is wrong with it."""
+    low, high = check_value("low end of the value range", low), check_value("high end of the value range", high)
+    if not low < high:
+        raise InputError(f"the value range needs low < high, but got low={low:g}, high={high:g}")
+    if high - low < MIN_RANGE_WIDTH:
+        raise InputError(
+            f"the value range [{low:g}, {high:g}] is {high - low:g} wide; it must be at least "
+            f"{MIN_RANGE_WIDTH:g} wide (the values are divided by its width)"
+        )
+    return low, high
 
 
 def best_so_far(curve_set: CurveSet, direction: Direction) -> float:
@@ -148,16 +180,30 @@ def summarize(
     mean = np.atleast_2d(fc.mean())
     p_best = np.atleast_1d(fc.prob_improve(best))
     p_target = np.atleast_1d(fc.prob_improve(target)) if target is not None else None
-    grid = dens = None
-    if density:
-        lo = np.atleast_2d(fc.quantile(0.002))[:, -1]
-        hi = np.atleast_2d(fc.quantile(0.998))[:, -1]
-        pad = 0.05 * max(float(hi.max() - lo.min()), 1e-9)
-        grid = np.linspace(float(lo.min()) - pad, float(hi.max()) + pad, DENSITY_POINTS)
-        dens = np.exp(np.atleast_2d(fc.log_prob_at(grid)))  # (n, G)
     observed = np.atleast_2d(fc.observed)
     lengths = np.atleast_1d(fc.lengths)
     future = [np.asarray(fc.epochs) > t for t in lengths]  # each curve's own future epochs
+    # A broken or overflowing forecast is refused here, before any arithmetic or drawing with it.
+    # (Forecasts are NaN at the epochs a curve observed, when curves differ in length.)
+    for what, v in {**{f"{q:.0%} quantile": v for q, v in qs.items()}, "mean": mean}.items():
+        _check_finite(names, what, [v[i][future[i]] for i in range(len(names))])
+    _check_finite(names, "P(beats best)", p_best)
+    if p_target is not None:
+        _check_finite(names, "P(beats target)", p_target)
+    grid = dens = None
+    if density:
+        lo = np.atleast_2d(fc.quantile(0.002))[:, -1]  # the last epoch: every curve's future
+        hi = np.atleast_2d(fc.quantile(0.998))[:, -1]
+        _check_finite(names, "0.2% quantile", lo)
+        _check_finite(names, "99.8% quantile", hi)
+        low, high = float(lo.min()), float(hi.max())
+        pad = 0.05 * max(high - low, 1e-9)  # Python floats: an overflow is inf, checked next
+        if not np.isfinite((high + pad) - (low - pad)):
+            raise InputError(f"the forecasts span [{low:g}, {high:g}], too wide to draw; rescale the values")
+        grid = np.linspace(low - pad, high + pad, DENSITY_POINTS)
+        with np.errstate(over="ignore"):
+            dens = np.exp(np.atleast_2d(fc.log_prob_at(grid)))  # (n, G)
+        _check_finite(names, "density", dens)
     return [
         CurveForecast(
             name=name,
@@ -172,6 +218,16 @@ def summarize(
         )
         for i, name in enumerate(names)
     ]
+
+
+def _check_finite(names: Sequence[str], what: str, per_curve: Sequence[Any] | np.ndarray) -> None:
+    """:class:`InputError` naming the first curve whose ``what`` (``per_curve[i]``: curve ``i``'s) is not finite."""
+    for name, v in zip(names, per_curve):
+        if not np.isfinite(v).all():
+            raise InputError(
+                f"the forecast of curve {name!r} is not finite (its {what}): the values or the range are too "
+                "extreme to forecast; rescale the values"
+            )
 
 
 def quantile_table(forecasts: Sequence[CurveForecast]) -> pd.DataFrame:
@@ -400,11 +456,9 @@ def _settings_sidebar(curve_set: CurveSet, native_length: int) -> Settings:
         c1, c2 = st.sidebar.columns(2)
         low = c1.number_input("low", value=float(low0), format="%.4g", key=f"low-{fp}-{direction}")
         high = c2.number_input("high", value=float(high0), format="%.4g", key=f"high-{fp}-{direction}")
-        if not low < high:
-            raise InputError(f"the value range needs low < high, but got low={low:g}, high={high:g}")
-        bounds = (float(low), float(high))
+        bounds = check_range(low, high)
     return Settings(direction=direction, max_epochs=max_epochs, bounds=bounds,
-                    target=None if target is None else float(target))
+                    target=None if target is None else check_value("target value", target))
 
 
 def _mcmc_key(fp: str, settings: Settings, indices: Sequence[int]) -> tuple:

@@ -11,6 +11,10 @@ tabs or whitespace:
 - one column of values, one per epoch;
 - a wide file: several columns, one curve each (optionally after an epoch column); curves may
   have different lengths, the shorter ones ending in empty cells.
+
+Reading takes time and memory linear in the input's size (cells are split by the stdlib ``csv``
+reader, one line at a time). The ``MAX_*`` constants below bound what one input may hold; each is
+checked as the input is read, and a value beyond it is an ``InputError`` naming where it is.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lcpfn import limits
 from lcpfn.errors import InputError
 from lcpfn.normalization import Direction
 from lcpfn.validation import MIN_OBSERVED
@@ -33,6 +38,16 @@ MAX_CURVES = 50
 """Most curves in one file: more cannot be shown or ranked readably."""
 MAX_POINTS = 10_000
 """Most observed epochs per curve."""
+MAX_COLUMNS = 1_000
+"""Most columns in the header row, and in any row of a file of two or more rows: room for
+:data:`MAX_CURVES` curves, an epoch column and the empty columns a spreadsheet leaves. (A file of
+one line of numbers is one curve written as a row; :data:`MAX_POINTS` bounds it.)"""
+MAX_CELL_CHARS = 200
+"""Longest cell, in characters: a column name (a run's name and its metric) or a number."""
+MAX_ABS_VALUE = limits.MAX_ABS_VALUE
+"""Largest magnitude of a value, the same as ``predict``'s (:mod:`lcpfn.limits`), checked as each
+value is read: the margin to float64's 1.8e308 keeps every later step finite (spans between
+values, the forecast's bands and density grid, plotting)."""
 MIN_POINTS = MIN_OBSERVED
 """Fewest observed epochs a curve needs before it is forecast (the same at every door)."""
 
@@ -79,7 +94,9 @@ class CurveSet:
 def read_csv(data: bytes | str, *, source: str = "the file") -> CurveSet:
     """Read curves from CSV bytes or text (any of the three layouts; see the module docstring).
 
-    ``source`` names the input in error messages (e.g. the uploaded file's name).
+    ``source`` names the input in error messages (e.g. the uploaded file's name). Time and memory
+    are linear in the size of the input: every step looks at each cell a bounded number of times,
+    and only the kept columns (at most :data:`MAX_CURVES` and an epoch column) are copied out.
     """
     text = _decode(data, source)
     rows, line_numbers = _split_rows(text, source)
@@ -87,30 +104,38 @@ def read_csv(data: bytes | str, *, source: str = "the file") -> CurveSet:
     lines = line_numbers[1:] if header is not None else line_numbers  # file line of each body row
     if not body:
         raise InputError(f"{source} has a header row but no values below it")
+    if header is not None and len(header) > MAX_COLUMNS:
+        raise InputError(
+            f"{source}: the header row (line {line_numbers[0]}) has {len(header)} columns; at most "
+            f"{MAX_COLUMNS} are read (one column per curve, at most {MAX_CURVES} curves)"
+        )
     if header is None and len(body) == 1 and len(body[0]) > 1:
         # A single line of numbers is one curve written as a row, as people paste it.
         row = body[0]
         return _finish(("curve",), [_values(row, lambda k: f"{source}: value {k + 1} of line {lines[0]}")], (), source)
-    ncols = max(len(r) for r in body)
-    if header is not None and len(header) > ncols:
-        ncols = len(header)
     for line, row in zip(lines, body):
         if header is not None and len(row) > len(header):
             raise InputError(
                 f"{source}: line {line} has {len(row)} cells but the header has only {len(header)} columns"
             )
-    table = [row + [""] * (ncols - len(row)) for row in body]
+        if len(row) > MAX_COLUMNS:
+            raise InputError(
+                f"{source}: line {line} has {len(row)} cells; at most {MAX_COLUMNS} columns are read "
+                f"(one column per curve, at most {MAX_CURVES} curves)"
+            )
+    ncols = max(len(header) if header is not None else 0, max(len(r) for r in body))
     names = _column_names(header, ncols)
-    keep = [j for j in range(ncols) if any(row[j] for row in table) or (header is not None and header[j])]
+    filled = _filled_columns(body)
+    keep = [j for j in range(ncols) if j in filled or (header is not None and header[j])]
     if not keep:
         raise InputError(f"{source} contains no values")
     if len(keep) == 1 and header is not None and header[keep[0]] and _EPOCH_NAMES.match(header[keep[0]].lower()):
         raise InputError(f"{source} has only an epoch column {header[keep[0]]!r} and no values next to it")
     notes: list[str] = []
-    epoch_col = _epoch_column(table, names, keep, header is not None)
+    epoch_col = _epoch_column(body, names, keep, header is not None)
     if epoch_col is not None:
-        order, note = _epoch_order(table, epoch_col, names[epoch_col], lines, source)
-        table = [table[i] for i in order]
+        order, note = _epoch_order(_cells(body, epoch_col), names[epoch_col], lines, source)
+        body = [body[i] for i in order]
         lines = [lines[i] for i in order]
         if note:
             notes.append(note)
@@ -119,7 +144,7 @@ def read_csv(data: bytes | str, *, source: str = "the file") -> CurveSet:
             raise InputError(f"{source} has an epoch column {names[epoch_col]!r} but no values next to it")
     if len(keep) > MAX_CURVES:
         raise InputError(f"{source} has {len(keep)} curves; at most {MAX_CURVES} can be forecast at once")
-    curves = [_column(table, j, names[j], header is not None, lines, source) for j in keep]
+    curves = [_column(body, j, names[j], header is not None, lines, source) for j in keep]
     curve_names = tuple(names[j] for j in keep) if header is not None else _default_names(len(keep))
     return _finish(curve_names, curves, tuple(notes), source)
 
@@ -131,8 +156,13 @@ def parse_values(text: str, *, source: str = "the pasted values") -> CurveSet:
     tokens = [t for t in re.split(r"[,;\s]+", text.strip()) if t]
     if not tokens:
         raise InputError(f"{source} are empty: paste one number per epoch, e.g. 0.52, 0.61, 0.66")
-    values = [_number(t, f"value {k + 1} of {source}") for k, t in enumerate(tokens)]
-    return _finish(("curve",), [np.asarray(values, dtype=np.float64)], (), source)
+    long = next((k for k, t in enumerate(tokens) if len(t) > MAX_CELL_CHARS), None)
+    if long is not None:
+        raise InputError(
+            f"value {long + 1} of {source} is {len(tokens[long])} characters long; a number has at most "
+            f"{MAX_CELL_CHARS}"
+        )
+    return _finish(("curve",), [_values(tokens, lambda k: f"value {k + 1} of {source}")], (), source)
 
 
 def guess_direction(curve_set: CurveSet) -> tuple[Direction, str]:
@@ -186,7 +216,8 @@ def _too_big(source: str, n: int) -> str:
 
 def _split_rows(text: str, source: str) -> tuple[list[list[str]], list[int]]:
     """The cells of every non-blank, non-comment line, and each one's 1-based line number."""
-    numbered = [(k + 1, ln) for k, ln in enumerate(raw.strip() for raw in text.splitlines())]
+    raw_lines = text.splitlines()
+    numbered = [(k + 1, ln) for k, ln in enumerate(raw.strip() for raw in raw_lines)]
     numbered = [(k, ln) for k, ln in numbered if ln and not ln.startswith("#")]
     if not numbered:
         raise InputError(f"{source} is empty: it should hold one value per epoch (CSV)")
@@ -194,14 +225,57 @@ def _split_rows(text: str, source: str) -> tuple[list[list[str]], list[int]]:
     lines = [ln for _, ln in numbered]
     sample = "\n".join(lines[:50])
     delimiter = next((d for d in (",", ";", "\t") if d in sample), None)
+    if delimiter == "\t":
+        # A tab at the start of a line is an empty first cell (a curve that ended), not indentation.
+        lines = [raw_lines[k - 1].rstrip() for k in line_numbers]
     if delimiter is None:
         rows = [ln.split() for ln in lines]
     else:
-        rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
-    # A trailing delimiter leaves an empty last cell on every row; drop it.
-    while rows and all(len(r) > 1 and r[-1] == "" for r in rows):
-        rows = [r[:-1] for r in rows]
+        rows = _csv_rows(lines, line_numbers, delimiter, source)
+    for line, row in zip(line_numbers, rows):
+        if max(map(len, row), default=0) > MAX_CELL_CHARS:
+            j = next(j for j, cell in enumerate(row) if len(cell) > MAX_CELL_CHARS)
+            raise InputError(
+                f"{source}: line {line}, column {j + 1} is {len(row[j])} characters long; a cell (a column "
+                f"name or a number) has at most {MAX_CELL_CHARS}"
+            )
+    # A trailing delimiter leaves an empty last cell on every row; drop it (as often as every row
+    # allows, in one pass: the number of cells dropped is the same for every row).
+    drop = min(_trailing_empty(r) for r in rows)
+    if drop:
+        rows = [r[: len(r) - drop] for r in rows]
     return rows, line_numbers
+
+
+def _csv_rows(lines: list[str], line_numbers: list[int], delimiter: str, source: str) -> list[list[str]]:
+    """Each line's cells, split by the stdlib ``csv`` reader; a quoted cell may not span lines."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if reader.line_num != len(rows) + 1:
+                raise InputError(
+                    f"{source}: line {line_numbers[len(rows)]} opens a quote (\") that is not closed on the "
+                    "same line"
+                )
+            rows.append([cell.strip() for cell in row])
+    except csv.Error as exc:
+        line = line_numbers[min(len(rows), len(line_numbers) - 1)]
+        if "field larger than field limit" in str(exc):
+            raise InputError(
+                f"{source}: line {line} has a cell longer than {csv.field_size_limit()} characters; a cell "
+                f"(a column name or a number) has at most {MAX_CELL_CHARS}"
+            ) from None
+        raise InputError(f"{source}: line {line} cannot be read as CSV ({exc})") from None
+    return rows
+
+
+def _trailing_empty(row: list[str]) -> int:
+    """How many empty cells end ``row``, keeping at least its first cell."""
+    k = len(row)
+    while k > 1 and not row[k - 1]:
+        k -= 1
+    return len(row) - k
 
 
 def _is_number(cell: str) -> bool:
@@ -220,32 +294,56 @@ def _split_header(rows: list[list[str]]) -> tuple[list[str] | None, list[list[st
 
 
 def _column_names(header: list[str] | None, ncols: int) -> list[str]:
+    """One unique name per column: the header's, ``"column j"`` for an empty one, ``"name (k)"``
+    for the ``k``-th use of a name (the smallest ``k >= 2`` not taken)."""
     if header is None:
         return [f"column {j + 1}" for j in range(ncols)]
     names: list[str] = []
+    taken: set[str] = set()
+    # For each repeated name, the next suffix to try: every smaller one is taken already (names are
+    # only ever added), so each taken name is passed over at most once and the loop is linear.
+    next_suffix: dict[str, int] = {}
     for j in range(ncols):
-        name = header[j] if j < len(header) and header[j] else f"column {j + 1}"
-        base, k = name, 2
-        while name in names:
-            name, k = f"{base} ({k})", k + 1
+        base = header[j] if j < len(header) and header[j] else f"column {j + 1}"
+        name = base
+        if name in taken:
+            k = next_suffix.get(base, 2)
+            name = f"{base} ({k})"
+            while name in taken:
+                k += 1
+                name = f"{base} ({k})"
+            next_suffix[base] = k + 1
+        taken.add(name)
         names.append(name)
     return names
+
+
+def _filled_columns(body: list[list[str]]) -> set[int]:
+    """The indices of the columns with a non-empty cell in some row (one look at every cell)."""
+    filled: set[int] = set()
+    for row in body:
+        filled.update(j for j, cell in enumerate(row) if cell)
+    return filled
+
+
+def _cells(body: list[list[str]], j: int) -> list[str]:
+    """Column ``j`` of ``body``, with ``""`` where a row ends before it."""
+    return [row[j] if j < len(row) else "" for row in body]
 
 
 def _default_names(n: int) -> tuple[str, ...]:
     return ("curve",) if n == 1 else tuple(f"curve {k + 1}" for k in range(n))
 
 
-def _epoch_column(table: list[list[str]], names: list[str], keep: list[int], has_header: bool) -> int | None:
+def _epoch_column(body: list[list[str]], names: list[str], keep: list[int], has_header: bool) -> int | None:
     """The index of an epoch column (always the first kept column), or ``None``."""
     if len(keep) < 2:
         return None
     j = keep[0]
     if has_header and _EPOCH_NAMES.match(names[j].strip().lower()):
         return j
-    cells = [row[j] for row in table]
     try:
-        values = [float(c) for c in cells]
+        values = [float(c) for c in _cells(body, j)]
     except ValueError:
         return None
     if not all(math.isfinite(v) and v.is_integer() for v in values):
@@ -255,13 +353,10 @@ def _epoch_column(table: list[list[str]], names: list[str], keep: list[int], has
     return j if start in (0, 1) and ints == list(range(start, start + len(ints))) else None
 
 
-def _epoch_order(
-    table: list[list[str]], j: int, name: str, lines: list[int], source: str
-) -> tuple[list[int], str]:
-    """Row order that sorts the epoch column, after checking it is ``1..T`` (or shifted/strided)."""
+def _epoch_order(cells: list[str], name: str, lines: list[int], source: str) -> tuple[list[int], str]:
+    """Row order that sorts the epoch column ``cells``, after checking it is ``1..T`` (or shifted/strided)."""
     epochs: list[int] = []
-    for k, row in enumerate(table):
-        cell = row[j]
+    for k, cell in enumerate(cells):
         where = f"{source}: line {lines[k]}, epoch column {name!r}"
         if not cell:
             raise InputError(f"{where} is empty; every row needs its epoch")
@@ -308,14 +403,19 @@ def _number(cell: str, where: str) -> float:
         raise InputError(f"{where} is {cell!r}, which is not a number") from None
     if not math.isfinite(v):
         raise InputError(f"{where} is {cell!r}; every value must be a finite number (no NaN or infinity)")
+    if abs(v) > MAX_ABS_VALUE:
+        raise InputError(
+            f"{where} is {cell!r}; values up to {MAX_ABS_VALUE:g} in magnitude are read (larger ones would "
+            "overflow the forecast's arithmetic): rescale the metric"
+        )
     return v
 
 
 def _column(
-    table: list[list[str]], j: int, name: str, has_header: bool, lines: list[int], source: str
+    body: list[list[str]], j: int, name: str, has_header: bool, lines: list[int], source: str
 ) -> np.ndarray:
     label = f"column {name!r}" if has_header else name
-    return _values([row[j] for row in table], lambda k: f"{source}: line {lines[k]}, {label}")
+    return _values(_cells(body, j), lambda k: f"{source}: line {lines[k]}, {label}")
 
 
 def _values(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
@@ -330,7 +430,13 @@ def _values(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
                 f"{where(k)} is empty but later lines have values; a curve needs a value at every "
                 "epoch (only trailing cells may be empty)"
             )
-        values.append(_number(cell, where(k)))
+        try:
+            v = float(cell)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and abs(v) <= MAX_ABS_VALUE):
+            v = _number(cell, where(k))  # raises, naming the cell; the message is built only then
+        values.append(v)
     return np.asarray(values, dtype=np.float64)
 
 

@@ -155,6 +155,108 @@ def test__read_csv__too_long_curve(monkeypatch):
         read_csv(b"0.1\n0.2\n0.3\n0.4\n0.5\n0.6\n")
 
 
+# --- curve_io: limits and linear time -------------------------------------------------------------
+def test__read_csv__repeated_names_get_the_first_free_suffix():
+    cs = read_csv(b"acc,acc,acc (2),acc,,column 5\n" + b"0.1,0.2,0.3,0.4,0.5,0.6\n" * 2)
+    assert cs.names == ("acc", "acc (2)", "acc (2) (2)", "acc (3)", "column 5", "column 5 (2)")
+
+
+def test__read_csv__thousands_of_identical_header_cells_get_unique_names(monkeypatch):
+    # Before the names were made unique in one pass, 2,000 identical cells took minutes (cubic).
+    monkeypatch.setattr(curve_io, "MAX_COLUMNS", 5_000)
+    monkeypatch.setattr(curve_io, "MAX_CURVES", 5_000)
+    n = 2_000
+    cs = read_csv(",".join(["acc"] * n) + "\n" + ",".join(["0.5"] * n) + "\n")
+    assert cs.names == ("acc", *(f"acc ({k})" for k in range(2, n + 1)))
+
+
+def test__read_csv__too_many_header_columns_names_the_line():
+    n = curve_io.MAX_COLUMNS + 1
+    with pytest.raises(InputError, match=f"^run.csv: the header row \\(line 2\\) has {n} columns; at most "
+                                         f"{curve_io.MAX_COLUMNS} are read"):
+        read_csv("# exported\n" + ",".join(["acc"] * n) + "\n0.5\n", source="run.csv")
+
+
+def test__read_csv__a_header_of_100k_columns_is_refused():
+    data = ",".join(f"c{j}" for j in range(100_000)).encode() + b"\n0.5\n"
+    with pytest.raises(InputError, match="has 100000 columns"):
+        read_csv(data)
+
+
+def test__read_csv__too_many_cells_in_a_row_without_header():
+    n = curve_io.MAX_COLUMNS + 1
+    with pytest.raises(InputError, match=f"line 1 has {n} cells; at most {curve_io.MAX_COLUMNS} columns"):
+        read_csv("\n".join(",".join(["0.5"] * n) for _ in range(2)))
+
+
+def test__read_csv__one_line_of_numbers_may_be_longer_than_the_column_limit():
+    n = curve_io.MAX_COLUMNS + 500
+    cs = read_csv(",".join(["0.5"] * n))
+    assert cs.lengths == (n,)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (("acc," + "x" * 201 + "\n0.1,0.2\n").encode(), "line 1, column 2 is 201 characters long; a cell"),
+        (("acc\n0.5\n" + "1" * 201 + "\n").encode(), "line 3, column 1 is 201 characters long"),
+        (b"acc,b\n1," + b"9" * 200_000 + b"\n", "line 2 has a cell longer than"),
+    ],
+    ids=["header", "value", "beyond-the-csv-field-limit"],
+)
+def test__read_csv__too_long_cell_names_the_line_and_column(data, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_csv(data)
+
+
+def test__parse_values__too_long_value():
+    with pytest.raises(InputError, match="value 2 of the pasted values is 201 characters long"):
+        parse_values("0.5 " + "1" * 201)
+
+
+def test__read_csv__a_quote_may_not_span_lines():
+    with pytest.raises(InputError, match=re.escape('line 3 opens a quote (") that is not closed on the same line')):
+        read_csv(b'acc,b\n0.1,0.2\n"0.5,0.6\n0.7,0.8"\n')
+
+
+def test__read_csv__trailing_delimiters_are_dropped_in_one_pass():
+    cs = read_csv(("0.5" + "," * 5_000 + "\n") * 2 + "0.6" + "," * 5_003 + "\n")
+    np.testing.assert_array_equal(cs.curves[0], [0.5, 0.5, 0.6])
+
+
+def test__read_csv__leading_tab_is_an_empty_first_cell():
+    cs = read_csv(b"a\tb\n0.1\t0.2\n\t0.3\n")
+    assert cs.names == ("a", "b")
+    np.testing.assert_array_equal(cs.curves[0], [0.1])
+    np.testing.assert_array_equal(cs.curves[1], [0.2, 0.3])
+
+
+def test__read_csv__values_up_to_the_limit_are_read_exactly():
+    cs = read_csv(f"acc\n{curve_io.MAX_ABS_VALUE!r}\n{-curve_io.MAX_ABS_VALUE!r}\n1e-320\n-5e-324\n")
+    np.testing.assert_array_equal(cs.curves[0], [curve_io.MAX_ABS_VALUE, -curve_io.MAX_ABS_VALUE, 1e-320, -5e-324])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"acc\n0.5\n1e308\n", "line 3, column 'acc' is '1e308'; values up to 1e+150 in magnitude are read"),
+        (b"acc\n0.5\n-1e308\n", "line 3, column 'acc' is '-1e308'; values up to"),
+        (b"acc\n0.5\n1.0000001e150\n", "is '1.0000001e150'; values up to"),
+        (b"epoch,acc\n1,0.5\n1e200,0.6\n", "line 3, epoch column 'epoch' is '1e200'; values up to"),
+        (b"0.5, 1e308, 0.7\n", "value 2 of line 1 is '1e308'"),
+    ],
+    ids=["1e308", "-1e308", "just-beyond", "epoch", "one-row"],
+)
+def test__read_csv__values_beyond_the_limit_are_refused_naming_them(data, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_csv(data)
+
+
+def test__parse_values__values_beyond_the_limit_are_refused_naming_them():
+    with pytest.raises(InputError, match=re.escape("value 3 of the pasted values is '-1e308'; values up to")):
+        parse_values("0.5 1e-320 -1e308 1e308")
+
+
 def test__parse_values__commas_spaces_semicolons_and_newlines():
     cs = parse_values(" 0.1, 0.2 0.3;0.4\n0.5 ")
     np.testing.assert_array_equal(cs.curves[0], [0.1, 0.2, 0.3, 0.4, 0.5])

@@ -22,7 +22,8 @@ LCPFNPruner settings are named ``lcpfn@P[/wN][/cK]``: ``min_prob=P``, ``n_warmup
 Usage:
   python benchmarks/pruner_replay.py --sources lcbench_surrogate taskset_dpl --split heldout \\
       --seeds 3 --min-probs 0.01 0.05 0.1 --plot-dir benchmarks/results
-  python benchmarks/pruner_replay.py --overhead       # time per should_prune call
+
+The time per should_prune call is measured by benchmarks/pruner_overhead.py (it was ``--overhead`` here).
 """
 
 from __future__ import annotations
@@ -232,43 +233,6 @@ def plot(source: str, rows: list[dict], path: Path, title: str) -> None:
     fig.savefig(path, dpi=120)
 
 
-def overhead(model: LCPFN, n_completed: int, n_steps: int, storage: str = "memory") -> None:
-    """Time trial.should_prune() with LCPFNPruner (and MedianPruner) on one study.
-
-    ``storage``: ``memory`` (Optuna's in-memory storage) or ``sqlite`` (a file in a temporary
-    directory). ``lcpfn@1/c1000`` finds every check low but never prunes: each check then also
-    reads the trial's record back from the storage (``n_confirm``'s worst case); ``lcpfn@1/c1000/h``
-    also forecasts the ``n_completed`` trials at every check (``history=True``'s worst case).
-    """
-    import tempfile
-
-    rng = np.random.default_rng(0)
-    tmp = tempfile.TemporaryDirectory()
-    for k, name in enumerate(["lcpfn@0.05", "lcpfn@1/c1000", "lcpfn@1/c1000/h", "median"]):
-        url = None if storage == "memory" else f"sqlite:///{tmp.name}/study{k}.db"
-        study = optuna.create_study(storage=url, direction="maximize",
-                                    pruner=make_pruner(name, max_resource=n_steps, model=model))
-        for _ in range(n_completed):
-            trial = study.ask()
-            c, r = rng.uniform(0.5, 0.95), rng.uniform(0.05, 0.5)
-            for s in range(1, n_steps + 1):
-                trial.report(c * (1 - math.exp(-r * s)) + 0.01 * rng.standard_normal(), s)
-            study.tell(trial, c)
-        times = []
-        for _ in range(3):  # 3 trials that are never pruned (min_prob 0 would skip nothing)
-            trial = study.ask()
-            for s in range(1, n_steps):
-                trial.report(0.99, s)
-                t0 = time.perf_counter()
-                trial.should_prune()
-                times.append(time.perf_counter() - t0)
-            study.tell(trial, 0.99)
-        t = 1000 * np.array(times)
-        print(f"{name} ({storage}): {len(t)} calls, {n_completed} completed trials, steps 1..{n_steps - 1} of "
-              f"{n_steps}: median {np.median(t):.2f} ms, p90 {np.percentile(t, 90):.2f} ms, max {t.max():.2f} ms")
-    tmp.cleanup()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
@@ -293,10 +257,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for one curve)")
     parser.add_argument("--json", type=Path, default=None, help="write every study's result here")
     parser.add_argument("--plot-dir", type=Path, default=None)
-    parser.add_argument("--overhead", action="store_true", help="only time should_prune")
-    parser.add_argument("--storage", default="memory", choices=["memory", "sqlite"], help="study storage of --overhead")
+    parser.add_argument("--overhead", action="store_true", help="moved: benchmarks/pruner_overhead.py")
     parser.add_argument("--from-json", type=Path, default=None, help="summarise a --json file instead of replaying")
     args = parser.parse_args()
+    if args.overhead:
+        raise SystemExit("--overhead moved to benchmarks/pruner_overhead.py (more storages, several processes): "
+                         "python benchmarks/pruner_overhead.py --storages memory sqlite --processes 1 "
+                         "--pruners median lcpfn lcpfn-low lcpfn-history")
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")  # Wilcoxon's NaN warnings, experimental-feature warnings
@@ -308,10 +275,6 @@ def main() -> None:
         if args.reading == "stretch":
             model = read_as(model, "stretch")
             print("reading: stretch (epoch t of a shorter run is model epoch t * L / max_epochs)")
-    if args.overhead:
-        overhead(model, n_completed=100, n_steps=50, storage=args.storage)
-        return
-
     if args.from_json is not None:  # summarise and plot saved results without replaying
         results = [StudyResult(**r) for r in json.loads(args.from_json.read_text())]
         for source in args.sources:

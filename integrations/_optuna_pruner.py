@@ -7,16 +7,19 @@ prune when ``P(final value better than the best completed trial's final value) <
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from lcpfn.errors import InputError, require
-from lcpfn.normalization import check_bounds, study_bounds
+from lcpfn.normalization import check_bounds, study_bounds, widen_limits
 
 optuna = require("optuna", extra="optuna", feature="lcpfn.integrations.optuna")
 
@@ -91,31 +94,46 @@ class LCPFNPruner(BasePruner):
     run), once the startup, warm-up and interval rules allow a check. Earlier non-finite values are
     treated as missing steps. Non-finite values of other trials are ignored.
 
-    **Record.** Every forecast is written to the trial's user attribute ``"lcpfn_pruner"`` (later
-    checks overwrite earlier ones, so a pruned trial keeps the forecast that pruned it) as a dict:
-    ``step`` (the step checked), ``max_resource``, ``threshold``, ``median_final`` (the predicted
-    median value at ``max_resource``, caller units), ``p_improve`` (P(final value better than
-    ``threshold``)), ``below`` (consecutive checks with ``p_improve < min_prob``, this one included,
-    compared with ``n_confirm``), ``pruned`` (the decision); with ``history=True``, a check that
-    consulted the history also has ``p_history`` and ``n_history`` (the completed trials used), and
-    ``p_improve`` is then the larger of the model's value and ``p_history``. A trial pruned for a
-    non-finite value gets ``{"step": ..., "pruned": True, "reason": "non-finite value"}``.
+    **Record.** A check that finds the trial in doubt (the model's ``P(improve) < min_prob``, so
+    every check that prunes) writes its forecast to the trial's user attribute ``"lcpfn_pruner"`` as
+    a dict: ``step`` (the step checked), ``max_resource``, ``threshold``, ``median_final`` (the
+    predicted median value at ``max_resource``, caller units), ``p_improve`` (P(final value better
+    than ``threshold``)), ``below`` (consecutive checks with ``p_improve < min_prob``, this one
+    included, compared with ``n_confirm``), ``pruned`` (the decision); with ``history=True``, a
+    check that consulted the history also has ``p_history`` and ``n_history`` (the completed trials
+    used), and ``p_improve`` is then the larger of the model's value and ``p_history``. So does the
+    first check after one in doubt that finds the trial promising again (``below`` 0: the count
+    starts over). Other checks write nothing: on a database or a journal file a write is synced to
+    disk and would cost more than the rest of the check. Later records overwrite earlier ones, so a
+    pruned trial keeps the forecast that pruned it, and a trial never in doubt has no record. A
+    trial pruned for a non-finite value gets ``{"step": ..., "pruned": True, "reason": "non-finite
+    value"}``.
 
     **Processes and threads.** The decision depends only on what the study's storage holds, never
     on state kept in the pruner, so workers in several processes sharing a storage decide alike.
-    The model is loaded on first use, once, under a lock (safe with ``study.optimize(n_jobs=...)``).
+    What the COMPLETE trials say (the threshold, the start level, ``"auto"``'s horizon) is cached
+    under the number of COMPLETE trials in the check's read of the storage, so a trial completed
+    in any process counts from the next check on. The model is loaded on first use, once, under a
+    lock (safe with ``study.optimize(n_jobs=...)``). The forecast runs on one torch thread: for one
+    curve more threads only add latency, a lot of it when other processes keep the cores busy. The
+    setting is made for the calling thread only and restored after the forecast (torch's OpenMP
+    backend, see ``torch.__config__.parallel_info()``, keeps it per thread), so the thread count
+    chosen for training is left as it is.
 
-    **Cost.** A check is one forward pass of the model on one curve: about 4 ms on one CPU core.
-    Torch runs it on all cores by default, which for so small a job only adds latency — a lot of it
-    when the cores are busy training (measured on a loaded 2-core machine: 23 ms median, 270 ms
-    90th percentile). Call ``torch.set_num_threads(1)`` in processes that run trials on the CPU
-    unless their training needs torch's threads. A database storage adds its own reads and the
-    write of the record (sqlite file: 10 ms per check, of which 3 ms are also paid by
-    ``MedianPruner``); with ``n_confirm > 1`` a check that finds the trial hopeless reads the
-    previous record back (about 3 ms more on sqlite). With ``history=True`` such a check also
-    forecasts up to 30 completed trials in one batch: 43 ms median when every check of a trial
-    is low (in-memory, 100 completed trials, one core), 6.7 ms on average per check in the LCBench
-    replay (``benchmarks/results/pruner_default_v2.md``).
+    **Cost.** A check reads the storage once (``study.get_trials``, the read ``MedianPruner``
+    makes too; warm-up and interval steps read nothing), forecasts one curve on one torch thread
+    (3–7 ms of CPU time), and writes only when it finds the trial in doubt (see Record). The
+    forecast is what a check costs beyond ``MedianPruner``'s. Measured with
+    ``benchmarks/pruner_overhead.py`` (100 completed trials of 50 steps, checks back to back) on a
+    2-core machine that other jobs kept at a load average of 7–10, the median check took 21 ms on
+    sqlite with one process and 63 ms with four (``MedianPruner`` in the same run: 8 and 24 ms),
+    9 and 21 ms on a journal file (0.3 and 0.4 ms), 21 and 93 ms on PostgreSQL (9 and 56 ms), and
+    9 ms in memory. A check that writes its record adds the storage's synced write, 20–35 ms on
+    sqlite there. With ``history=True`` a check in doubt also forecasts up to 30 completed trials
+    in one batch: 83 ms median when every check of a trial is in doubt (in memory, same machine),
+    6.7 ms on average per check in the LCBench replay (``benchmarks/results/pruner_default_v2.md``).
+    BENCHMARKS.md ("Optuna pruner: the cost of ``should_prune``") has the figures, and those of
+    the pruner before it read and wrote less.
 
     **A model for the run's budget.** The default model reads a run shorter than its 100 epochs
     as the start of a 100-epoch run. What its prior ties to the end of training, such as a late
@@ -219,6 +237,8 @@ class LCPFNPruner(BasePruner):
         self._model_spec = None if self._given_model is not None else model
         self._loaded_model: LCPFN | None = None
         self._lock = threading.Lock()
+        # What the study's COMPLETE trials say, keyed on them (see `_incumbent`): a cache, not state.
+        self._incumbent_cache: _Incumbent | None = None
 
     # --- the decision ---------------------------------------------------------------------------
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
@@ -230,81 +250,126 @@ class LCPFNPruner(BasePruner):
         step = trial.last_step
         if step is None:
             return False
-        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if len(completed) < self._n_startup_trials:
-            return False
+        # Warm-up and interval depend on the trial's own steps only: no storage read for them.
         if step < self._n_warmup_steps:
             return False
         if not _is_check_step(step, trial.intermediate_values, self._n_warmup_steps, self._interval_steps):
             return False
+
+        # The check's one storage read, the call MedianPruner makes too: every trial of the study.
+        # The COMPLETE ones give the threshold and the scale; the stored copy of this trial gives
+        # the previous record (`trial` may be a copy cached by optuna.Trial that misses it).
+        trials = study.get_trials(deepcopy=False)
+        completed = [t for t in trials if t.state == TrialState.COMPLETE]
+        if len(completed) < self._n_startup_trials:
+            return False
+        previous = _stored_record(trials, trial)
 
         if not math.isfinite(trial.intermediate_values[step]):
             self._record(study, trial, {"step": step, "pruned": True, "reason": "non-finite value"})
             _logger.info("trial %d pruned at step %d: non-finite value", trial.number, step)
             return True
 
-        if self._max_resource == "auto":
-            last_steps = [t.last_step for t in completed if t.last_step is not None]
-            if not last_steps:
-                return False
-            max_resource = max(last_steps)
-        else:
-            max_resource = self._max_resource
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        incumbent = self._incumbent(study, completed, maximize)
+        max_resource = incumbent.max_resource
+        if max_resource is None:
+            return False  # "auto" before any trial completed with a step
         if step >= max_resource:
             return False  # the final value is in: nothing left to save
 
-        maximize = study.direction == StudyDirection.MAXIMIZE
-        threshold = _best_final(completed, max_resource, maximize)
+        threshold = incumbent.threshold
         if threshold is None:
             threshold = self._target
         if threshold is None:
             return False
 
         curve, max_epochs = _epoch_curve(trial.intermediate_values, max_resource)
-        bounds = self._bounds_for(curve, threshold, completed)
-        forecast = self._get_model().predict(
-            curve,
-            max_epochs=max_epochs,
-            direction="maximize" if maximize else "minimize",
-            bounds=bounds,
-        )
-        p_improve = float(forecast.prob_improve(threshold))
-        median_final = float(forecast.median()[-1])
-        history: dict[str, Any] = {}
-        if self._history and p_improve < self._min_prob:
-            p_history, n_history = self._p_from_history(
-                completed, step, curve.size, max_resource, max_epochs, maximize, bounds, p_improve
+        known = self._bounds if self._bounds is not None else (None, None)
+        # The median of one value is that value: `incumbent.start` stands for every start.
+        starts = [] if incumbent.start is None else [incumbent.start]
+        bounds = study_bounds(curve, threshold=threshold, starts=starts, known=known)
+        with _one_torch_thread():
+            # the study's range is a scale, not the metric's: keep only to the known sides
+            forecast = self._get_model().predict(
+                curve,
+                max_epochs=max_epochs,
+                direction="maximize" if maximize else "minimize",
+                bounds=bounds,
+                keep_within=widen_limits(known, curve, threshold),
             )
-            history = {"p_history": p_history, "n_history": n_history}
-            p_improve = max(p_improve, p_history)
-        below = 0
-        if p_improve < self._min_prob:
-            # The previous record from the storage: `trial` may be a copy cached by optuna.Trial
-            # that misses what this pruner wrote.
-            previous = None
-            if self._n_confirm > 1:
-                previous = study._storage.get_trial(trial._trial_id).user_attrs.get(ATTR_KEY)
-            below = _checks_below(previous, step, p_improve, self._min_prob)
+            p_improve = float(forecast.prob_improve(threshold))
+            median_final = float(forecast.median()[-1])
+            doubt = p_improve < self._min_prob  # the model's own verdict
+            history: dict[str, Any] = {}
+            if self._history and doubt:
+                p_history, n_history = self._p_from_history(
+                    completed, step, curve.size, max_resource, max_epochs, maximize, bounds, p_improve
+                )
+                history = {"p_history": p_history, "n_history": n_history}
+                p_improve = max(p_improve, p_history)
+        below = _checks_below(previous, step, p_improve, self._min_prob) if p_improve < self._min_prob else 0
         pruned = below >= self._n_confirm
-        self._record(
-            study,
-            trial,
-            {
-                "step": step,
-                "max_resource": max_resource,
-                "threshold": threshold,
-                "median_final": median_final,
-                "p_improve": p_improve,
-                **history,
-                "below": below,
-                "pruned": pruned,
-            },
-        )
+        # A check the model finds promising writes nothing (on a database or a journal file a write
+        # costs more than the rest of the check: it is synced to disk), unless the storage holds a
+        # low check of this trial, whose count it must reset.
+        if doubt or _below(previous) > 0:
+            self._record(
+                study,
+                trial,
+                {
+                    "step": step,
+                    "max_resource": max_resource,
+                    "threshold": threshold,
+                    "median_final": median_final,
+                    "p_improve": p_improve,
+                    **history,
+                    "below": below,
+                    "pruned": pruned,
+                },
+            )
         _logger.debug(
             "trial %d step %d: P(improve on %g) = %.4f, median final %g -> %s",
             trial.number, step, threshold, p_improve, median_final, "prune" if pruned else "continue",
         )
         return pruned
+
+    def _incumbent(self, study: Study, completed: list[FrozenTrial], maximize: bool) -> _Incumbent:
+        """What the study's COMPLETE trials say: the horizon, the best final value, the start level.
+
+        A finished trial never changes, and COMPLETE trials are only ever added, so the result is
+        cached under the study and the number (and last) of its COMPLETE trials in this check's
+        read: a trial completed in any process changes the key at the next check.
+        """
+        last = completed[-1] if completed else None
+        key = (
+            study.study_name,
+            maximize,
+            len(completed),
+            None if last is None else (last.number, last.datetime_complete),
+        )
+        cached = self._incumbent_cache  # one attribute, read and replaced whole: safe across threads
+        if cached is not None and cached.key == key:
+            return cached
+        if self._max_resource == "auto":
+            last_steps = [t.last_step for t in completed if t.last_step is not None]
+            max_resource = max(last_steps) if last_steps else None
+        else:
+            max_resource = self._max_resource
+        starts = []
+        for t in completed:
+            if t.intermediate_values:
+                v = t.intermediate_values[min(t.intermediate_values)]
+                if math.isfinite(v):
+                    starts.append(v)
+        incumbent = _Incumbent(
+            key=key,
+            max_resource=max_resource,
+            threshold=None if max_resource is None else _best_final(completed, max_resource, maximize),
+            start=float(np.median(starts)) if starts else None,
+        )
+        self._incumbent_cache = incumbent
+        return incumbent
 
     def _p_from_history(
         self,
@@ -346,25 +411,17 @@ class LCPFNPruner(BasePruner):
         low = min(bounds[0], float(values.min()), min(finals))
         high = max(bounds[1], float(values.max()), max(finals))
         forecast = self._get_model().predict(
-            values, max_epochs=max_epochs, direction="maximize" if maximize else "minimize", bounds=(low, high)
+            values, max_epochs=max_epochs, direction="maximize" if maximize else "minimize", bounds=(low, high),
+            keep_within=widen_limits(self._bounds or (None, None), values, np.asarray(finals)),
         )
         q = np.asarray(forecast.prob_improve(np.asarray(finals)), dtype=np.float64)
         k = _HISTORY_PRIOR
         return float((np.count_nonzero(q < p_improve) + k * p_improve) / (n + k)), n
 
-    def _bounds_for(self, curve: np.ndarray, threshold: float, completed: list[FrozenTrial]) -> tuple[float, float]:
-        """``(low, high)`` for :meth:`LCPFN.predict`: :func:`lcpfn.normalization.study_bounds` from
-        the first reported value of each COMPLETE trial; ``curve`` is the ``(T,)`` observed curve."""
-        starts = []
-        for t in completed:
-            if t.intermediate_values:
-                v = t.intermediate_values[min(t.intermediate_values)]
-                if math.isfinite(v):
-                    starts.append(v)
-        known = self._bounds if self._bounds is not None else (None, None)
-        return study_bounds(curve, threshold=threshold, starts=starts, known=known)
-
     def _record(self, study: Study, trial: FrozenTrial, record: dict[str, Any]) -> None:
+        # Private storage API, as Optuna's own SuccessiveHalvingPruner uses it: a pruner gets a
+        # FrozenTrial, whose set_user_attr changes only that copy, and Optuna has no public call
+        # that writes an attribute of a trial by its FrozenTrial.
         if trial.state == TrialState.RUNNING:  # a finished trial cannot take attributes
             study._storage.set_trial_user_attr(trial._trial_id, ATTR_KEY, record)
 
@@ -387,6 +444,7 @@ class LCPFNPruner(BasePruner):
         state = self.__dict__.copy()
         del state["_lock"]
         state["_loaded_model"] = None  # another process loads its own copy
+        state["_incumbent_cache"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -400,6 +458,50 @@ class LCPFNPruner(BasePruner):
             f"interval_steps={self._interval_steps}, n_confirm={self._n_confirm}, history={self._history}, "
             f"target={self._target!r}, bounds={self._bounds!r})"
         )
+
+
+@dataclass(frozen=True)
+class _Incumbent:
+    """What a study's COMPLETE trials say, for the checks until another trial completes."""
+
+    key: tuple[Any, ...]  # (study name, maximize, number of COMPLETE trials, (number, time) of the last)
+    max_resource: int | None  # the horizon; None: "auto" and no COMPLETE trial reported a step
+    threshold: float | None  # the best final value at `max_resource`; None: none is finite
+    start: float | None  # the median first finite value (the start level); None: there is none
+
+
+def _stored_record(trials: list[FrozenTrial], trial: FrozenTrial) -> Any:
+    """The record of ``trial`` in ``trials`` (the check's read of the storage), else ``trial``'s own."""
+    n = trial.number
+    own = trials[n] if n < len(trials) and trials[n].number == n else next((t for t in trials if t.number == n), None)
+    return (own if own is not None else trial).user_attrs.get(ATTR_KEY)
+
+
+def _below(record: Any) -> int:
+    """The count of consecutive low checks in a stored record (0 if it has none)."""
+    below = record.get("below") if isinstance(record, dict) else None
+    return below if isinstance(below, int) else 0
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, in the calling thread only.
+
+    A forecast of one curve is a tiny forward pass: more threads only add latency, a lot of it
+    when other processes busy the cores. Torch's OpenMP backend keeps the thread count per calling
+    thread, so this neither slows the caller's training after the block nor other threads during it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _is_check_step(step: int, intermediate_values: dict[int, float], n_warmup_steps: int, interval_steps: int) -> bool:

@@ -9,9 +9,9 @@ tests run worker processes (tests/_optuna_pruner_worker.py) on one study in a sh
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
-import importlib.util
 import pickle
 import subprocess
 import sys
@@ -89,7 +89,7 @@ class _GaussModel(Predictor):
         )
 
 
-def _study(direction: str, pruner: LCPFNPruner) -> "optuna.Study":
+def _study(direction: str, pruner: LCPFNPruner) -> optuna.Study:
     return optuna.create_study(direction=direction, pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
@@ -105,9 +105,23 @@ def _report(trial, step: int, value: float) -> bool:
     return trial.should_prune()
 
 
-def _p_gauss(z_now: float, z_threshold: float) -> float:
-    """P(Z > z_threshold) for Z ~ N(z_now, SIGMA): the stand-in's P(improve) in model space."""
-    return float(norm.sf((z_threshold - z_now) / SIGMA))
+def _p_gauss(z_now: float, z_threshold: float, *, truncated: bool = False) -> float:
+    """P(Z > z_threshold) for Z ~ N(z_now, SIGMA): the stand-in's P(improve) in model space. The
+    study-derived range the pruner maps with is only a scale (``keep_within`` the known sides), so
+    the forecast is untruncated; with both sides of the metric's range known (they map to [0, 1])
+    it is ``truncated`` there and renormalised."""
+    if not truncated:
+        return float(norm.sf((z_threshold - z_now) / SIGMA))
+    lo, hi, t = ((z - z_now) / SIGMA for z in (0.0, 1.0, z_threshold))
+    return float((norm.cdf(hi) - norm.cdf(t)) / (norm.cdf(hi) - norm.cdf(lo)))
+
+
+def _median_gauss(z_now: float, *, truncated: bool = False) -> float:
+    """The median of N(z_now, SIGMA) (see `_p_gauss`), model space."""
+    if not truncated:
+        return z_now
+    lo, hi = ((z - z_now) / SIGMA for z in (0.0, 1.0))
+    return float(z_now + SIGMA * norm.ppf(norm.cdf(lo) + 0.5 * (norm.cdf(hi) - norm.cdf(lo))))
 
 
 # --- constructor ------------------------------------------------------------------------------
@@ -173,16 +187,21 @@ def test__pruner__maximize_prunes_hopeless_trial_and_records_exact_forecast():
     expected = _p_gauss((0.3 + 0.4) / 1.8, (0.8 + 0.4) / 1.8)
     assert expected == pytest.approx(0.002737, abs=1e-6)  # below min_prob = 0.05
     assert record["p_improve"] == pytest.approx(expected, rel=1e-9)
-    assert record["median_final"] == pytest.approx(0.3, abs=1e-12)
-    assert record == dict(record, step=1, max_resource=3, threshold=0.8, pruned=True)
+    assert record["median_final"] == pytest.approx(1.8 * _median_gauss((0.3 + 0.4) / 1.8) - 0.4, abs=1e-9)
+    assert record == dict(record, step=1, max_resource=3, threshold=0.8, below=1, pruned=True)
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
     good = study.ask()
     assert _report(good, 1, 0.75) is False
-    record = study.trials[-1].user_attrs[ATTR_KEY]
+    assert ATTR_KEY not in study.trials[-1].user_attrs  # a check that finds the trial promising writes nothing
+    # The same check in doubt (min_prob 1) but not confirmed yet (n_confirm 2) is recorded: its exact P.
+    doubtful = _study("maximize", LCPFNPruner(max_resource=3, min_prob=1.0, n_confirm=2, model=_GaussModel()))
+    _complete(doubtful, {1: 0.2, 2: 0.5, 3: 0.8})
+    assert _report(doubtful.ask(), 1, 0.75) is False
+    record = doubtful.trials[-1].user_attrs[ATTR_KEY]
     assert record["p_improve"] == pytest.approx(_p_gauss((0.75 + 0.4) / 1.8, (0.8 + 0.4) / 1.8), rel=1e-9)
-    assert record["p_improve"] == pytest.approx(0.3906, abs=1e-4)
-    assert record["pruned"] is False
+    assert record["p_improve"] == pytest.approx(0.3905, abs=1e-4)
+    assert record["below"] == 1 and record["pruned"] is False
 
 
 def test__pruner__minimize_on_loss_scale_prunes_hopeless_trial():
@@ -197,12 +216,17 @@ def test__pruner__minimize_on_loss_scale_prunes_hopeless_trial():
     assert model.calls[-1]["direction"] == "minimize"
     record = study.trials[-1].user_attrs[ATTR_KEY]
     assert record["p_improve"] == pytest.approx(_p_gauss(200 / 540, 360 / 540), rel=1e-9)
-    assert record["threshold"] == 120.0 and record["median_final"] == pytest.approx(280.0)
+    assert record["threshold"] == 120.0
+    assert record["median_final"] == pytest.approx(480.0 - 540.0 * _median_gauss(200 / 540), abs=1e-9)
     study.tell(bad, state=optuna.trial.TrialState.PRUNED)
 
     good = study.ask()
     assert _report(good, 1, 130.0) is False
-    assert study.trials[-1].user_attrs[ATTR_KEY]["p_improve"] == pytest.approx(_p_gauss(350 / 540, 360 / 540))
+    assert ATTR_KEY not in study.trials[-1].user_attrs
+    doubtful = _study("minimize", LCPFNPruner(max_resource=3, min_prob=1.0, n_confirm=2, model=_GaussModel()))
+    _complete(doubtful, {1: 300.0, 2: 200.0, 3: 120.0})
+    assert _report(doubtful.ask(), 1, 130.0) is False
+    assert doubtful.trials[-1].user_attrs[ATTR_KEY]["p_improve"] == pytest.approx(_p_gauss(350 / 540, 360 / 540))
 
 
 def test__pruner__min_prob_is_the_threshold_on_p_improve():
@@ -400,7 +424,7 @@ def test__pruner__n_confirm_counts_a_repeated_check_of_one_step_once():
     assert study.trials[-1].user_attrs[ATTR_KEY]["below"] == 2
 
 
-def _history_study(history: bool, finals: list[float], model) -> "optuna.Study":
+def _history_study(history: bool, finals: list[float], model) -> optuna.Study:
     """max_resource 10, bounds (0, 1) (model space = caller units), completed trials flat at 0.1 until
     step 9 that end at ``finals``: the stand-in forecast them at 0.1, so a final above ~0.4 surprised it."""
     study = _study("maximize", LCPFNPruner(max_resource=10, bounds=(0, 1), history=history, model=model))
@@ -417,7 +441,7 @@ def test__pruner__history_spares_a_trial_when_completed_trials_beat_their_foreca
     n_calls = len(model.calls)
     assert _report(trial, 2, 0.6) is False
     record = study.trials[-1].user_attrs[ATTR_KEY]
-    p = _p_gauss(0.6, 0.9)  # 0.00135: the model alone prunes
+    p = _p_gauss(0.6, 0.9, truncated=True)  # 0.00135: the model alone prunes; (0, 1) known: truncated
     # the three completed trials were forecast from their first 2 values (one batch of 3 curves) and each
     # ended far above its forecast: q_j ~ 0 < p for all, so P = (3 + 10 p) / (3 + 10)
     assert len(model.calls) == n_calls + 2 and model.calls[-1]["curve"].shape == (3, 2)
@@ -434,7 +458,7 @@ def test__pruner__history_of_well_forecast_trials_changes_nothing():
     trial = study.ask()
     assert _report(trial, 1, 0.6) is True
     record = study.trials[-1].user_attrs[ATTR_KEY]
-    p = _p_gauss(0.6, 0.9)
+    p = _p_gauss(0.6, 0.9, truncated=True)
     assert record["n_history"] == 3 and record["p_history"] == pytest.approx(10 * p / 13, rel=1e-9)
     assert record["p_improve"] == pytest.approx(p, rel=1e-9)  # never lowered below the model's own
     assert record["pruned"] is True
@@ -451,8 +475,8 @@ def test__pruner__history_is_off_by_default_and_only_consulted_below_min_prob():
     study = _history_study(True, [0.9, 0.85], model)
     trial = study.ask()
     n_calls = len(model.calls)
-    assert _report(trial, 1, 0.85) is False  # P(improve) 0.31: no history needed
-    assert len(model.calls) == n_calls + 1 and "p_history" not in study.trials[-1].user_attrs[ATTR_KEY]
+    assert _report(trial, 1, 0.85) is False  # P(improve) 0.31: no history needed (and no record)
+    assert len(model.calls) == n_calls + 1 and ATTR_KEY not in study.trials[-1].user_attrs
 
 
 def test__pruner__interval_steps_check_every_interval_after_warmup():
@@ -496,7 +520,12 @@ def test__pruner__completed_trial_replaces_target():
     study = _study("maximize", LCPFNPruner(max_resource=3, target=0.99, model=_GaussModel()))
     _complete(study, {1: 0.1, 2: 0.15, 3: 0.2})
     trial = study.ask()
-    assert _report(trial, 1, 0.18) is False
+    assert _report(trial, 1, 0.18) is False  # against the target 0.99 it would be pruned
+    # every check in doubt (min_prob 1), none confirmed (n_confirm 2): the record shows the threshold
+    study = _study("maximize", LCPFNPruner(max_resource=3, target=0.99, min_prob=1.0, n_confirm=2,
+                                           model=_GaussModel()))
+    _complete(study, {1: 0.1, 2: 0.15, 3: 0.2})
+    assert _report(study.ask(), 1, 0.18) is False
     assert study.trials[-1].user_attrs[ATTR_KEY]["threshold"] == 0.2
 
 
@@ -540,6 +569,115 @@ def test__pruner__nonfinite_objective_values_are_ignored_for_threshold():
     _complete(study, {1: 3.0, 2: 2.0, 3: 1.0})
     _report(study.ask(), 1, 2.5)
     assert study.trials[-1].user_attrs[ATTR_KEY]["threshold"] == 1.0
+
+
+# --- cost: one read per check, writes only in doubt, the incumbent cache, one torch thread ------
+class _CountingStorage(optuna.storages.InMemoryStorage):
+    """An in-memory storage that lists every ``get_*`` (read) and ``set_*`` (write) call made of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __getattribute__(self, name):
+        attr = super().__getattribute__(name)
+        if name.startswith(("get_", "set_")) and callable(attr):
+            calls = super().__getattribute__("calls")
+
+            def counted(*args, **kwargs):
+                calls.append(name)
+                return attr(*args, **kwargs)
+
+            return counted
+        return attr
+
+
+def test__pruner__a_check_reads_the_storage_once_and_writes_only_in_doubt():
+    storage = _CountingStorage()
+    pruner = LCPFNPruner(max_resource=10, n_warmup_steps=2, n_confirm=2, model=_GaussModel())
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    _complete(study, {s: 0.1 * s for s in range(1, 11)})
+    trial = study.ask()
+    calls = []
+    for step, value in [(1, 0.0), (2, 0.95), (3, 0.0), (4, 0.95), (5, 0.95), (6, 0.0), (7, 0.0)]:
+        trial.report(value, step)
+        storage.calls.clear()
+        pruned = trial.should_prune()
+        calls.append((pruned, list(storage.calls)))
+    read, write = "get_all_trials", "set_trial_user_attr"
+    assert calls == [
+        (False, []),  # warm-up: no read
+        (False, [read]),  # promising: nothing to write
+        (False, [read, write]),  # low (1 of 2): recorded, for the next check to count on
+        (False, [read, write]),  # promising after a low check: the reset is recorded
+        (False, [read]),
+        (False, [read, write]),
+        (True, [read, write]),  # the second low check in a row prunes
+    ]
+
+
+def test__pruner__incumbent_is_cached_until_a_trial_completes_in_another_process(tmp_path, monkeypatch):
+    from lcpfn.integrations import _optuna_pruner
+
+    scans = []
+    best_final = _optuna_pruner._best_final
+    monkeypatch.setattr(_optuna_pruner, "_best_final", lambda *args: scans.append(1) or best_final(*args))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    # min_prob 1, n_confirm never reached: every check is recorded (with its threshold), none prunes
+    pruner = LCPFNPruner(max_resource=10, min_prob=1.0, n_confirm=10**6, model=_GaussModel())
+    here = optuna.create_study(study_name="s", storage=url, direction="maximize", pruner=pruner)
+    elsewhere = optuna.load_study(study_name="s", storage=optuna.storages.RDBStorage(url))  # another process
+    _complete(here, {s: 0.05 * s for s in range(1, 11)})
+    trial = here.ask()
+    thresholds = []
+    for step in range(1, 7):
+        if step == 4:
+            _complete(elsewhere, {s: 0.09 * s for s in range(1, 11)})  # a better trial completes there
+        _report(trial, step, 0.3)
+        thresholds.append(here.trials[trial.number].user_attrs[ATTR_KEY]["threshold"])
+    assert thresholds == pytest.approx([0.5, 0.5, 0.5, 0.9, 0.9, 0.9])
+    assert len(scans) == 2  # the completed trials were scanned once before and once after
+
+
+def test__pruner__one_pruner_on_two_studies_keeps_their_incumbents_apart():
+    pruner = LCPFNPruner(max_resource=3, min_prob=1.0, n_confirm=10**6, model=_GaussModel())
+    studies = [_study("maximize", pruner), _study("maximize", pruner)]
+    _complete(studies[0], {1: 0.2, 2: 0.5, 3: 0.8})
+    _complete(studies[1], {1: 0.1, 2: 0.2, 3: 0.3})  # as many completed trials, another best
+    trials = [study.ask() for study in studies]
+    for step in (1, 2):
+        for study, trial, threshold in zip(studies, trials, (0.8, 0.3)):
+            _report(trial, step, 0.25)
+            assert study.trials[-1].user_attrs[ATTR_KEY]["threshold"] == threshold
+
+
+def test__pruner__forecasts_on_one_torch_thread_and_restores_the_callers_setting():
+    import threading
+
+    import torch
+
+    seen = []
+
+    class _ThreadsModel(_GaussModel):
+        def _forecast(self, batch):
+            seen.append(torch.get_num_threads())
+            return super()._forecast(batch)
+
+    study = _study("maximize", LCPFNPruner(max_resource=5, model=_ThreadsModel()))
+    _complete(study, {s: 0.2 * s for s in range(1, 6)})
+    trial = study.ask()
+    torch.set_num_threads(2)  # the caller's choice, e.g. for its training (the module fixture restores 1)
+    try:
+        trial.report(0.5, 1)
+        trial.should_prune()
+        assert seen == [1] and torch.get_num_threads() == 2
+        # in another thread (study.optimize(n_jobs=...)), the forecast leaves this thread's setting alone
+        worker = threading.Thread(target=lambda: (trial.report(0.5, 2), trial.should_prune()))
+        worker.start()
+        worker.join()
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
 
 
 # --- study types, statelessness, pickling, threads -------------------------------------------
@@ -622,7 +760,7 @@ def test__pruner__real_model_prunes_far_worse_curve_and_keeps_better_one(real_mo
     study.tell(bad, state=optuna.trial.TrialState.PRUNED)
     good = study.ask()
     assert not any(_report(good, s, sign * 10.5) for s in range(1, 11))
-    assert study.trials[-1].user_attrs[ATTR_KEY]["p_improve"] > 0.05
+    assert ATTR_KEY not in study.trials[-1].user_attrs  # no check had P(improve) < 0.05
 
 
 def test__pruner__real_model_full_study_ends_every_trial_complete_or_pruned(real_model):

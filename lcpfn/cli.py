@@ -194,7 +194,7 @@ _BOUNDS_HINTS = (  # the library's wording of bounds -> the flag's
      "--bounds LOW none, --bounds none HIGH or --bounds none none"),
     (re.compile(r"bounds=\(([^,()]+), ([^,()]+)\)"), lambda m: f"--bounds {m[1]} {m[2]}".replace("None", "none")),
 )
-_predict_params = _in_flag_words(["max_epochs", "bounds", "direction"])
+_predict_params = _in_flag_words(["max_epochs", "bounds", "direction", "chunk_size"])
 
 
 def _predict_words(message: str) -> str:
@@ -206,11 +206,15 @@ def _predict_words(message: str) -> str:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = _command(
         sub, "predict", _run_predict, words=_predict_words,
-        help="forecast a learning curve from a CSV file",
-        description="Forecast the rest of a learning curve. FILE is a CSV with one column of values, two "
-        "columns (epoch,value) or several curves side by side (one column each); a header row is optional.",
+        help="forecast learning curves from a CSV or .npy file",
+        description="Forecast the rest of learning curves. FILE is a CSV with one column of values, two "
+        "columns (epoch,value) or several curves side by side (one column each; a header row is optional, at "
+        "most 50 curves), or a .npy file holding a 2-D array with one curve per row, NaN after a curve's end "
+        "(np.save('curves.npy', curves) for the (n, T) array predict() takes), read a chunk of rows at a time. "
+        "The forecasts are printed as a table per curve, or, with --out, written to a CSV file chunk by chunk "
+        "with a progress bar: the way to forecast many curves, in memory that does not grow with their number.",
     )
-    p.add_argument("file", help="CSV file with the observed curve(s)")
+    p.add_argument("file", help="CSV file with the observed curve(s), or a .npy array of curves (one per row)")
     p.add_argument("--max-epochs", type=int, required=True, help="the epoch to forecast up to")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint directory")
     p.add_argument("--direction", choices=["maximize", "minimize"], default="maximize")
@@ -221,6 +225,18 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, default=None, help="print every N-th epoch (default: about 10 rows)")
     p.add_argument("--target", type=float, default=None, help="also print P(final value better than TARGET)")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="draw the fan chart to this PNG (needs matplotlib)")
+    stream = p.add_argument_group(
+        "many curves", "--out writes a CSV with one row per curve and reported epoch (the rows --every picks): "
+        "curve (the column name, or the row of a .npy file, from 0), epoch, one column per quantile (q0.05, ...), "
+        "mean and, with --target, p_above_TARGET (p_below_ for --direction minimize), the probability at that "
+        "row's epoch. The file appears when complete (OUT.partial until then)")
+    stream.add_argument("--out", default=None, metavar="OUT.csv",
+                        help="write the forecasts to this CSV instead of printing them, forecasting FILE chunk "
+                        "by chunk")
+    stream.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                        help="curves per forecast with --out (default: as many as one decoding of the model's output "
+                        "holds, about 40 at --max-epochs 100; memory grows with N, speed hardly)")
+    stream.add_argument("--no-progress", action="store_true", help="hide the progress bar of --out")
 
 
 def _parse_bounds(words: list[str] | None) -> tuple[float | None, float | None] | Literal["auto"]:
@@ -257,6 +273,20 @@ def _check_predict(args: argparse.Namespace) -> None:
         raise LCPFNError(f"--every must be at least 1 but got {args.every}")
     if args.target is not None and not math.isfinite(args.target):
         raise LCPFNError(f"--target must be a finite number but got {args.target}")
+    if args.chunk_size is not None and args.out is None:
+        raise LCPFNError("--chunk-size applies to --out only (printed forecasts are made in one call)")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise LCPFNError(f"--chunk-size must be at least 1 but got {args.chunk_size}")
+    if args.out is not None:
+        if args.plot:
+            raise LCPFNError("--plot draws printed forecasts; it cannot be combined with --out")
+        out = Path(args.out).expanduser()
+        if not out.parent.is_dir():
+            raise LCPFNError(f"--out {args.out}: directory {str(out.parent)!r} does not exist")
+        if out.is_dir():
+            raise LCPFNError(f"--out {args.out} is a directory; give a file name such as forecasts.csv")
+        if Path(args.file).expanduser().resolve() == out.resolve():
+            raise LCPFNError(f"--out {args.out} is FILE itself; choose another file")
     if args.plot:
         from lcpfn.errors import require
 
@@ -269,22 +299,117 @@ def _check_predict(args: argparse.Namespace) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     _check_predict(args)
     bounds = _parse_bounds(args.bounds)
+    curves, names = _read_predict_input(args)
+    from lcpfn.predictor import LCPFN
+
+    model = LCPFN.from_pretrained(args.model)
+    if args.out is not None:
+        return _stream_forecasts(model, curves, names, args, bounds)
+    # one forward pass per length, one forecast for all (the shape rule of lcpfn.validation)
+    fc = model.predict(curves, max_epochs=args.max_epochs, direction=args.direction, bounds=bounds)
+    names = list(names) if names is not None else [f"row {i}" for i in range(fc.n_curves)]
+    _print_forecast(fc, names, args, model.name)
+    if args.plot:
+        from lcpfn.plotting import plot_forecasts
+
+        plot_forecasts([(fc, names)], path=args.plot)
+        print(f"fan chart written to {args.plot}")
+    return 0
+
+
+def _read_predict_input(args: argparse.Namespace):
+    """FILE -> (curves, names): a CSV's curves and column names (lcpfn.io), or a .npy file's
+    rows read on demand (lcpfn.streaming) and ``None`` (rows are named by their index)."""
+    if Path(args.file).suffix.lower() == ".npy":
+        from lcpfn.io import MAX_CURVES
+        from lcpfn.streaming import open_npy
+
+        rows = open_npy(Path(args.file).expanduser())
+        if len(rows) == 0:
+            raise LCPFNError(f"{args.file} holds no curves (shape {rows.shape})")
+        if args.out is not None:
+            return rows, None  # read a chunk at a time
+        if len(rows) > MAX_CURVES:
+            raise LCPFNError(
+                f"{args.file} holds {len(rows)} curves; at most {MAX_CURVES} are printed: write the forecasts to a "
+                "file with --out forecasts.csv"
+            )
+        return rows[0 : len(rows)], None
     from lcpfn.io import read_curves_file
 
     curve_set = read_curves_file(args.file)
     for note in curve_set.notes:
         print(f"# note: {note}")
-    from lcpfn.predictor import LCPFN
+    return list(curve_set.curves), list(curve_set.names)
 
-    model = LCPFN.from_pretrained(args.model)
-    # one forward pass per length, one forecast for all (the shape rule of lcpfn.validation)
-    fc = model.predict(list(curve_set.curves), max_epochs=args.max_epochs, direction=args.direction, bounds=bounds)
-    _print_forecast(fc, list(curve_set.names), args, model.name)
-    if args.plot:
-        from lcpfn.plotting import plot_forecasts
 
-        plot_forecasts([(fc, list(curve_set.names))], path=args.plot)
-        print(f"fan chart written to {args.plot}")
+def _report_columns(first, n_epochs: int, every: int | None):
+    """The forecast columns reported for curves whose forecast starts at column ``first`` ``(n,)``
+    of ``n_epochs``: every ``every``-th (default: about 10) and the last. Returns ``(rows, cols)``,
+    index arrays into the ``(n, n_epochs)`` results, curve by curve."""
+    import numpy as np
+
+    rows, cols = [], []
+    for i, f in enumerate(np.asarray(first, dtype=np.int64).tolist()):
+        step = every or max(1, (n_epochs - f) // 10)
+        c = list(range(f, n_epochs, step))
+        if c[-1] != n_epochs - 1:
+            c.append(n_epochs - 1)
+        rows.append(np.full(len(c), i))
+        cols.append(np.asarray(c))
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _stream_forecasts(model, curves, names: list[str] | None, args: argparse.Namespace, bounds) -> int:
+    """``--out``: forecast ``curves`` chunk by chunk and write each chunk's rows (see the help)."""
+    import csv
+    import time
+
+    import numpy as np
+
+    from lcpfn.normalization import describe_bounds
+
+    out = Path(args.out).expanduser()
+    partial = out.with_name(out.name + ".partial")
+    header = ["curve", "epoch", *(f"q{q:g}" for q in args.quantiles), "mean"]
+    if args.target is not None:
+        header.append(f"p_{'below' if args.direction == 'minimize' else 'above'}_{args.target:g}")
+    n_rows = n_curves = 0
+    started = time.perf_counter()
+    stream = model.predict_iter(curves, max_epochs=args.max_epochs, direction=args.direction, bounds=bounds,
+                                chunk_size=args.chunk_size, progress=not args.no_progress)
+    try:
+        with open(partial, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for fc in stream:
+                if n_curves == 0:
+                    how = "--bounds" if args.bounds else "the default for these values; set it with --bounds"
+                    print(f"# values: {describe_bounds(fc.bounds)} ({how})")
+                rows, cols = _report_columns(fc.lengths - fc.lengths.min(), len(fc.epochs), args.every)
+                table = [np.atleast_2d(fc.quantile(q))[rows, cols] for q in args.quantiles]
+                table.append(np.atleast_2d(fc.mean())[rows, cols])
+                if args.target is not None:
+                    p = np.full(len(rows), np.nan)
+                    for c in np.unique(cols):  # one epoch at a time: cheap (a curve's marginal each)
+                        at = cols == c
+                        p[at] = np.atleast_1d(fc.prob_improve(args.target, epoch=int(fc.epochs[c])))[rows[at]]
+                    table.append(p)
+                ids = (np.asarray(names, dtype=object)[n_curves + rows] if names is not None else n_curves + rows)
+                epochs = fc.epochs[cols]
+                values = np.stack(table, axis=1)
+                writer.writerows(
+                    [cid, int(e), *(f"{v:.8g}" for v in vals)] for cid, e, vals in zip(ids.tolist(), epochs, values)
+                )
+                n_rows += len(rows)
+                n_curves += fc.n_curves
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    elapsed = time.perf_counter() - started
+    print(f"wrote {n_rows} rows for {n_curves} curves to {args.out} in {elapsed:.1f} s "
+          f"({n_curves / max(elapsed, 1e-9):.0f} curves/s, {model.name})")
     return 0
 
 
@@ -298,14 +423,11 @@ def _print_forecast(fc, names: list[str], args: argparse.Namespace, model_name: 
     p_improve = np.atleast_1d(fc.prob_improve(args.target)) if args.target is not None else None
     how = "--bounds" if args.bounds else "the default for these values; set it with --bounds"
     print(f"# values: {describe_bounds(fc.bounds)} ({how})")
+    first = fc.lengths - fc.lengths.min()  # each curve's first forecast column
+    at, columns = _report_columns(first, len(fc.epochs), args.every)
     for i, name in enumerate(names):
         t = int(fc.lengths[i])
-        first = t - int(fc.lengths.min())  # this curve's first forecast column
-        n_future = len(fc.epochs) - first
-        every = args.every or max(1, n_future // 10)
-        rows = list(range(first, len(fc.epochs), every))
-        if rows[-1] != len(fc.epochs) - 1:
-            rows.append(len(fc.epochs) - 1)
+        rows = columns[at == i].tolist()
         print(f"# {name}: {t} observed epochs, forecast to epoch {args.max_epochs} ({model_name})")
         print("epoch  " + "  ".join(f"q{q:<7g}" for q in args.quantiles) + "  mean")
         for h in rows:
@@ -350,6 +472,79 @@ def _run_app(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+# --- serve ---------------------------------------------------------------------------------
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub, "serve", _run_serve, words=_in_flag_words(["max_wait_ms", "max_batch_curves", "device", "host"]),
+        help="serve forecasts over HTTP (needs lcpfn[serve])",
+        description="Serve forecasts over HTTP: POST /v1/forecast takes curves and predict's options as JSON, "
+        "GET /v1/models lists the models, GET /healthz answers without auth, the API's pages are at /docs. "
+        "Concurrent requests are micro-batched into shared forward passes. With the environment variable "
+        "LCPFN_API_TOKEN set, /v1/ requests need 'Authorization: Bearer <token>'. Needs "
+        "pip install 'lcpfn[serve]'.",
+    )
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface, "
+                   "then set LCPFN_API_TOKEN)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default: 8000)")
+    p.add_argument("--model", action="append", default=None,
+                   help="shipped model name or checkpoint directory to serve; repeat to serve several, the first "
+                   "is the default (default: default)")
+    p.add_argument("--device", default="cpu", help="where the models run (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--max-wait-ms", type=float, default=None,
+                   help="how long a batch waits for more requests while the load is concurrent (default: 2)")
+    p.add_argument("--max-batch-curves", type=int, default=None, help="most curves per forward pass (default: 256)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from lcpfn.errors import require
+
+    require("fastapi", extra="serve", feature="lcpfn serve")
+    require("uvicorn", extra="serve", feature="lcpfn serve")
+    names = args.model or ["default"]
+    if len(set(names)) != len(names):
+        raise LCPFNError(f"--model names a model twice: {' '.join(names)}")
+    if not 0 <= args.port <= 65535:
+        raise LCPFNError(f"--port must be in 0..65535 but got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        raise LCPFNError(f"--threads must be at least 1 but got {args.threads}")
+    import uvicorn
+
+    from lcpfn.server import TOKEN_ENV, ServerConfig, bind, create_app, url_of
+
+    given = {k: getattr(args, k) for k in ("max_wait_ms", "max_batch_curves") if getattr(args, k) is not None}
+    config = ServerConfig(**given)
+    import torch
+
+    from lcpfn.predictor import LCPFN
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    models = {name: LCPFN.from_pretrained(name, device=args.device) for name in names}  # errors before binding
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"lcpfn serve: warning: --host {args.host} is reachable from other machines and {TOKEN_ENV} is not "
+              "set: anyone who can reach it can use it", file=sys.stderr)
+    app = create_app(models, config=config, token=token)
+    sock = bind(args.host, args.port)
+    url = url_of(sock)
+    print(f"lcpfn serve: {', '.join(names)} at {url} (API pages: {url}/docs; auth: "
+          f"{'bearer token' if token else 'none'})", flush=True)
+    import signal
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, lifespan="on"))
+    # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found: this one,
+    # so that a stop by SIGTERM (how service managers stop a server) ends with status 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: setattr(server, "should_exit", True))
+    server.run(sockets=[sock])
+    print("lcpfn serve: stopped", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lcpfn", description="Learning-curve extrapolation with PFNs.")
     parser.add_argument("--version", action="version", version=f"lcpfn {__version__}")
@@ -358,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_app(sub)
+    _add_serve(sub)
     _add_evaluate(sub)
     return parser
 

@@ -345,3 +345,126 @@ def test__train__signal_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_
     assert main(["train", "--out-dir", str(split), "--resume", "--no-progress"]) == 0
     assert main(["train", "--out-dir", str(straight), *opts]) == 0
     _assert_same_weights(straight, split)
+
+
+# --- predict --out: many curves, streamed --------------------------------------------------------
+def _npy_curves(path, n=13, t=15):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    epochs = np.arange(1, t + 1)
+    curves = 0.8 - 0.4 * np.exp(-epochs / rng.uniform(3, 20, (n, 1))) + rng.normal(0, 0.01, (n, t))
+    curves[2, 9:] = np.nan  # a shorter curve: NaN after its end
+    np.save(path, curves)
+    return curves
+
+
+def _read_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def test__predict_out__writes_every_curves_rows_as_the_api_forecasts_them(tmp_path, tiny_model_dir, capsys):
+
+    from lcpfn import LCPFN
+
+    curves = _npy_curves(tmp_path / "c.npy")
+    out = tmp_path / "f.csv"
+    rc = main(["predict", str(tmp_path / "c.npy"), "--max-epochs", "40", "--model", str(tiny_model_dir),
+               "--out", str(out), "--chunk-size", "4", "--quantiles", "0.1", "0.5", "--target", "0.75",
+               "--no-progress"])
+    said = capsys.readouterr().out
+    assert rc == 0 and "# values: range [0, 1]" in said and "for 13 curves to" in said
+    header, rows = _read_rows(out)
+    assert header == ["curve", "epoch", "q0.1", "q0.5", "mean", "p_above_0.75"]
+    assert not (tmp_path / "f.csv.partial").exists()
+    fc = LCPFN.from_pretrained(tiny_model_dir).predict(curves, max_epochs=40)
+    got = {(int(r[0]), int(r[1])): [float(v) for v in r[2:]] for r in rows}
+    assert sorted({c for c, _ in got}) == list(range(13))
+    assert {e for c, e in got if c == 2} >= {10, 40} and min(e for c, e in got if c == 0) == 16
+    for (c, e), (q1, q5, mean, p) in got.items():
+        h = e - int(fc.epochs[0])
+        assert q1 == pytest.approx(fc.quantile(0.1)[c, h], rel=1e-6)
+        assert q5 == pytest.approx(fc.median()[c, h], rel=1e-6)
+        assert mean == pytest.approx(fc.mean()[c, h], rel=1e-6)
+        assert p == pytest.approx(fc.prob_above(0.75, epoch=e)[c], rel=1e-6, abs=1e-9)
+    assert len(rows) == len(got)  # one row per curve and epoch
+
+
+def test__predict_out__a_csv_input_names_its_curves(tmp_path, tiny_model_dir, capsys):
+    f = _write(tmp_path, "epoch,lossA,lossB\n" + "".join(f"{i},{2 / i},{3 / i}\n" for i in range(1, 11)))
+    out = tmp_path / "f.csv"
+    rc = main(["predict", str(f), "--max-epochs", "30", "--model", str(tiny_model_dir), "--direction", "minimize",
+               "--out", str(out), "--every", "5", "--target", "0.1", "--no-progress"])
+    assert rc == 0
+    header, rows = _read_rows(out)
+    assert header[-1] == "p_below_0.1"
+    assert [(r[0], r[1]) for r in rows] == [(n, str(e)) for n in ("lossA", "lossB") for e in (11, 16, 21, 26, 30)]
+
+
+def test__predict__a_npy_file_is_printed_when_small_and_refused_when_large(tmp_path, tiny_model_dir, capsys):
+    import numpy as np
+
+    _npy_curves(tmp_path / "c.npy", n=3)
+    assert main(["predict", str(tmp_path / "c.npy"), "--max-epochs", "30", "--model", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "# row 2: 9 observed epochs" in out and "# row 0: 15 observed epochs" in out
+    np.save(tmp_path / "many.npy", np.full((51, 5), 0.5))
+    assert main(["predict", str(tmp_path / "many.npy"), "--max-epochs", "30", "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "holds 51 curves; at most 50 are printed" in err and "--out" in err
+
+
+def test__predict_out__a_bad_curve_later_in_the_file_leaves_no_output(tmp_path, tiny_model_dir, capsys):
+    import numpy as np
+
+    curves = _npy_curves(tmp_path / "c.npy")
+    curves[11, 4] = np.inf
+    np.save(tmp_path / "c.npy", curves)
+    out = tmp_path / "f.csv"
+    rc = main(["predict", str(tmp_path / "c.npy"), "--max-epochs", "40", "--model", str(tiny_model_dir),
+               "--out", str(out), "--chunk-size", "5", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "curves 10..12: curves must be finite, but has inf at curve 11, epoch 5" in err
+    assert not out.exists() and not (tmp_path / "f.csv.partial").exists()
+
+
+def test__predict_out__progress_bar_counts_curves_on_stderr(tmp_path, tiny_model_dir, capsys):
+    _npy_curves(tmp_path / "c.npy", n=6)
+    rc = main(["predict", str(tmp_path / "c.npy"), "--max-epochs", "30", "--model", str(tiny_model_dir),
+               "--out", str(tmp_path / "f.csv"), "--chunk-size", "4"])
+    assert rc == 0 and "6/6" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [(["--chunk-size", "10"], "--chunk-size applies to --out only"),
+     (["--out", "{tmp}/f.csv", "--chunk-size", "0"], "--chunk-size must be at least 1 but got 0"),
+     (["--out", "{tmp}/f.csv", "--plot", "{tmp}/f.png"], "--plot draws printed forecasts; it cannot be combined"),
+     (["--out", "/no/such/dir/f.csv"], "--out /no/such/dir/f.csv: directory '/no/such/dir' does not exist"),
+     (["--out", "{tmp}"], "is a directory"),
+     (["--out", "{tmp}/c.csv"], "is FILE itself")],
+)
+def test__predict_out__bad_options_are_named_before_any_work(tmp_path, capsys, monkeypatch, options, message):
+    import lcpfn.io
+    import lcpfn.predictor
+
+    def never(*args, **kwargs):
+        raise AssertionError("the curves were read or the model loaded before the options were checked")
+
+    monkeypatch.setattr(lcpfn.io, "read_curves_file", never)
+    monkeypatch.setattr(lcpfn.predictor.LCPFN, "from_pretrained", never)
+    f = _write(tmp_path, "\n".join(str(0.3 + 0.01 * i) for i in range(10)))
+    rc = main(["predict", str(f), "--max-epochs", "30", *(o.replace("{tmp}", str(tmp_path)) for o in options)])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1
+
+
+def test__predict__help_documents_the_npy_input_and_out(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ".npy" in text and "one curve per row" in text and "--out" in text and "--chunk-size" in text

@@ -41,6 +41,8 @@ EXTRA_MODULES = {
     "lcpfn.integrations.optuna": "optuna",
     "lcpfn.mcmc": "pymc",
     "lcpfn.app": "streamlit",
+    "lcpfn.server": "fastapi",
+    "lcpfn.integrations.ray": "ray",
 }
 #: ``lcpfn`` subcommands (or options) cheap enough to run here.
 CHEAP_COMMANDS = ("predict", "--help", "-h", "--version")

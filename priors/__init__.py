@@ -3,23 +3,26 @@
 Each prior is a frozen dataclass with a ``name`` and a ``sample(batch_size, *, seq_len,
 generator, device, dtype)`` method returning a :class:`CurveBatch`; the shipped ones subclass
 :class:`CurvePrior`, which checks those arguments once (:class:`SampleRequest`).
-:func:`get_prior` rebuilds one from its name and settings, as stored in a checkpoint's config.
+:class:`RealRunPrior` wraps another prior (priors compose by wrapping). :func:`get_prior` rebuilds one
+from its name and settings, as stored in a checkpoint's config.
 The reference prior's parameter distributions are :mod:`lcpfn.priors.reference_params`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
 from lcpfn.priors.base import CurveBatch, CurvePrior, SampleRequest
 from lcpfn.priors.extended import ExtendedPrior
+from lcpfn.priors.realrun import RealRunPrior
 from lcpfn.priors.reference import PriorSamplingError, ReferencePrior
 
 __all__ = [
-    "CurveBatch", "CurvePrior", "ExtendedPrior", "Prior", "PriorSamplingError", "ReferencePrior", "SampleRequest",
+    "CurveBatch", "CurvePrior", "ExtendedPrior", "Prior", "PriorSamplingError", "RealRunPrior", "ReferencePrior",
+    "SampleRequest",
     "get_prior", "prior_to_dict", "PRIORS",
 ]
 
@@ -37,7 +40,7 @@ class Prior(Protocol):
     ) -> CurveBatch: ...
 
 
-PRIORS: dict[str, type] = {"reference": ReferencePrior, "extended": ExtendedPrior}
+PRIORS: dict[str, type] = {"reference": ReferencePrior, "extended": ExtendedPrior, "realrun": RealRunPrior}
 
 
 def get_prior(name: str, **settings: Any) -> Prior:
@@ -55,4 +58,4 @@ def get_prior(name: str, **settings: Any) -> Prior:
 
 def prior_to_dict(prior: Prior) -> dict[str, Any]:
     """``{"name": ..., **settings}``, the inverse of :func:`get_prior`."""
-    return {"name": prior.name, **dataclasses.asdict(prior)}
+    return {"name": prior.name, **dataclasses.asdict(cast(Any, prior))}  # every prior is a dataclass

@@ -17,7 +17,8 @@ class CurveBatch:
     """``batch_size`` curves of ``seq_len`` epochs, batch-first.
 
     Attributes:
-        epochs: ``(B, L)`` float, the epoch of each point (``1..L``).
+        epochs: ``(B, L)`` float, the epoch of each point: increasing per curve in ``(0, L]``, ``1..L``
+            for the regular priors, fractional for irregular evaluation points; the last is the budget.
         values: ``(B, L)`` float, the noisy observed values (what the PFN is trained on).
         noiseless: ``(B, L)`` float, the curve before observation noise.
         noise_std: ``(B,)`` float, the standard deviation of the i.i.d. Gaussian noise.

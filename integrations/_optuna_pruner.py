@@ -7,18 +7,17 @@ prune when ``P(final value better than the best completed trial's final value) <
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from lcpfn.errors import InputError, require
+from lcpfn.integrations._rule import epoch_curve, integer, number, one_torch_thread
 from lcpfn.normalization import check_bounds, study_bounds, widen_limits
 
 optuna = require("optuna", extra="optuna", feature="lcpfn.integrations.optuna")
@@ -201,17 +200,17 @@ class LCPFNPruner(BasePruner):
             if max_resource < 1:
                 raise InputError(f"max_resource must be at least 1 but got {max_resource}")
             max_resource = int(max_resource)
-        min_prob = _number(min_prob, "min_prob")
+        min_prob = number(min_prob, "min_prob")
         if not 0.0 <= min_prob <= 1.0:
             raise InputError(f"min_prob must be between 0 and 1 but got {min_prob}")
-        n_startup_trials = _integer(n_startup_trials, "n_startup_trials", minimum=0)
-        n_warmup_steps = _integer(n_warmup_steps, "n_warmup_steps", minimum=0)
-        interval_steps = _integer(interval_steps, "interval_steps", minimum=1)
-        n_confirm = _integer(n_confirm, "n_confirm", minimum=1)
+        n_startup_trials = integer(n_startup_trials, "n_startup_trials", minimum=0)
+        n_warmup_steps = integer(n_warmup_steps, "n_warmup_steps", minimum=0)
+        interval_steps = integer(interval_steps, "interval_steps", minimum=1)
+        n_confirm = integer(n_confirm, "n_confirm", minimum=1)
         if not isinstance(history, (bool, np.bool_)):
             raise InputError(f"history must be True or False but got {history!r}")
         if target is not None:
-            target = _number(target, "target")
+            target = number(target, "target")
             if not math.isfinite(target):
                 raise InputError(f"target must be finite but got {target}")
         bounds = check_bounds(bounds)  # as LCPFN.predict takes them; "infer" means: derive both sides
@@ -284,12 +283,12 @@ class LCPFNPruner(BasePruner):
         if threshold is None:
             return False
 
-        curve, max_epochs = _epoch_curve(trial.intermediate_values, max_resource)
+        curve, max_epochs = epoch_curve(trial.intermediate_values, max_resource)
         known = self._bounds if self._bounds is not None else (None, None)
         # The median of one value is that value: `incumbent.start` stands for every start.
         starts = [] if incumbent.start is None else [incumbent.start]
         bounds = study_bounds(curve, threshold=threshold, starts=starts, known=known)
-        with _one_torch_thread():
+        with one_torch_thread():
             # the study's range is a scale, not the metric's: keep only to the known sides
             forecast = self._get_model().predict(
                 curve,
@@ -400,7 +399,7 @@ class LCPFNPruner(BasePruner):
             prefix = {s: v for s, v in t.intermediate_values.items() if s <= step}
             if not prefix or not any(math.isfinite(v) for v in prefix.values()):
                 continue
-            curve, _ = _epoch_curve(prefix, max_resource)
+            curve, _ = epoch_curve(prefix, max_resource)
             if curve.size == n_observed:  # forecast from as many epochs as the trial at hand has
                 curves.append(curve)
                 finals.append(float(final))
@@ -483,27 +482,6 @@ def _below(record: Any) -> int:
     return below if isinstance(below, int) else 0
 
 
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread inside the block, in the calling thread only.
-
-    A forecast of one curve is a tiny forward pass: more threads only add latency, a lot of it
-    when other processes busy the cores. Torch's OpenMP backend keeps the thread count per calling
-    thread, so this neither slows the caller's training after the block nor other threads during it.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _is_check_step(step: int, intermediate_values: dict[int, float], n_warmup_steps: int, interval_steps: int) -> bool:
     """Whether ``step`` is the first reported step at or after the latest scheduled check."""
     scheduled = (step - n_warmup_steps) // interval_steps * interval_steps + n_warmup_steps
@@ -541,36 +519,3 @@ def _best_final(completed: list[FrozenTrial], max_resource: int, maximize: bool)
     return max(finals) if maximize else min(finals)
 
 
-def _epoch_curve(intermediate_values: dict[int, float], max_resource: int) -> tuple[np.ndarray, int]:
-    """The reported values as a curve on epochs ``1..T`` and the horizon ``max_epochs``.
-
-    Step ``s`` is epoch ``s - base + 1`` with ``base = 0`` if step 0 was reported, else 1. Missing
-    steps (and non-finite values) are filled by linear interpolation; epochs before the first
-    reported step take the first value. The last reported step (finite) is epoch ``T``.
-    Returns ``curve`` of shape ``(T,)`` and ``max_epochs = max_resource - base + 1 > T``.
-    """
-    base = 0 if 0 in intermediate_values else 1
-    items = sorted((s, v) for s, v in intermediate_values.items() if math.isfinite(v))
-    steps = np.array([s for s, _ in items], dtype=np.float64)
-    values = np.array([v for _, v in items], dtype=np.float64)
-    epochs = steps - base + 1
-    n_observed = int(epochs[-1])
-    curve = np.interp(np.arange(1, n_observed + 1, dtype=np.float64), epochs, values)
-    return curve, max_resource - base + 1
-
-
-def _integer(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name} must be an integer but got {value!r}")
-    if value < minimum:
-        raise InputError(f"{name} must be at least {minimum} but got {value}")
-    return int(value)
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be a number but got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number but got {value!r}") from None

@@ -18,7 +18,7 @@ import numpy as np
 
 from lcpfn.errors import InputError, require
 from lcpfn.integrations._rule import epoch_curve, integer, number, one_torch_thread
-from lcpfn.normalization import check_bounds, study_bounds, widen_limits
+from lcpfn.normalization import check_bounds, study_bounds
 
 optuna = require("optuna", extra="optuna", feature="lcpfn.integrations.optuna")
 
@@ -295,7 +295,7 @@ class LCPFNPruner(BasePruner):
                 max_epochs=max_epochs,
                 direction="maximize" if maximize else "minimize",
                 bounds=bounds,
-                keep_within=widen_limits(known, curve, threshold),
+                keep_within=(None, None),  # untruncated: truncating to known bounds lost LCBench bests (BENCHMARKS §13)
             )
             p_improve = float(forecast.prob_improve(threshold))
             median_final = float(forecast.median()[-1])
@@ -411,7 +411,7 @@ class LCPFNPruner(BasePruner):
         high = max(bounds[1], float(values.max()), max(finals))
         forecast = self._get_model().predict(
             values, max_epochs=max_epochs, direction="maximize" if maximize else "minimize", bounds=(low, high),
-            keep_within=widen_limits(self._bounds or (None, None), values, np.asarray(finals)),
+            keep_within=(None, None),
         )
         q = np.asarray(forecast.prob_improve(np.asarray(finals)), dtype=np.float64)
         k = _HISTORY_PRIOR

@@ -441,7 +441,7 @@ def test__pruner__history_spares_a_trial_when_completed_trials_beat_their_foreca
     n_calls = len(model.calls)
     assert _report(trial, 2, 0.6) is False
     record = study.trials[-1].user_attrs[ATTR_KEY]
-    p = _p_gauss(0.6, 0.9, truncated=True)  # 0.00135: the model alone prunes; (0, 1) known: truncated
+    p = _p_gauss(0.6, 0.9)  # 0.00135: the model alone prunes; (0, 1) known: truncated
     # the three completed trials were forecast from their first 2 values (one batch of 3 curves) and each
     # ended far above its forecast: q_j ~ 0 < p for all, so P = (3 + 10 p) / (3 + 10)
     assert len(model.calls) == n_calls + 2 and model.calls[-1]["curve"].shape == (3, 2)
@@ -458,7 +458,7 @@ def test__pruner__history_of_well_forecast_trials_changes_nothing():
     trial = study.ask()
     assert _report(trial, 1, 0.6) is True
     record = study.trials[-1].user_attrs[ATTR_KEY]
-    p = _p_gauss(0.6, 0.9, truncated=True)
+    p = _p_gauss(0.6, 0.9)
     assert record["n_history"] == 3 and record["p_history"] == pytest.approx(10 * p / 13, rel=1e-9)
     assert record["p_improve"] == pytest.approx(p, rel=1e-9)  # never lowered below the model's own
     assert record["pruned"] is True
